@@ -1,0 +1,114 @@
+"""Where things live: the contract's path table, shared by bkm and bkmd.
+
+Plain string paths and ``os.path`` on purpose: the client imports this on every call and
+pathlib would cost start-up time for nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# sun_path is 108 bytes including the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
+
+SYSTEM_SETTINGS_DIR = "/etc/bkm"
+SYSTEM_STATE_DIR = "/var/lib/bkm"
+SYSTEM_LOG_DIR = "/var/log/bkm"
+SYSTEM_RUNTIME_DIR = "/run/bkm"
+
+
+class PathError(Exception):
+    """A path setting that cannot work; the message says why and what to do."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Paths:
+    settings: str
+    store: str
+    lock: str
+    logs: str
+    socket: str
+    pidfile: str
+    system: bool = False
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.dirname(self.store)
+
+    @property
+    def socket_dir(self) -> str:
+        return os.path.dirname(self.socket)
+
+
+def _xdg(env: dict, name: str, fallback: str) -> str:
+    # The XDG spec says relative values are invalid and must be ignored.
+    value = env.get(name, "")
+    if value and os.path.isabs(value):
+        return value
+    return os.path.join(os.path.expanduser("~"), fallback)
+
+
+def resolve(
+    home: str | None = None,
+    socket: str | None = None,
+    system: bool = False,
+    env: dict | None = None,
+) -> Paths:
+    """Resolve every path from flags first, then the environment, then the defaults."""
+    env = os.environ if env is None else env
+    if home and system:
+        raise PathError("--home and --system cannot be used together")
+    if not system:
+        home = home or env.get("BKM_HOME") or None
+    if home:
+        home = os.path.abspath(os.path.expanduser(home))
+        paths = _paths_in(home, home, os.path.join(home, "logs"), home)
+    elif system:
+        paths = _paths_in(SYSTEM_SETTINGS_DIR, SYSTEM_STATE_DIR, SYSTEM_LOG_DIR, SYSTEM_RUNTIME_DIR)
+        paths = _replace(paths, system=True)
+    else:
+        config = os.path.join(_xdg(env, "XDG_CONFIG_HOME", ".config"), "bkm")
+        state = os.path.join(_xdg(env, "XDG_STATE_HOME", os.path.join(".local", "state")), "bkm")
+        runtime = env.get("XDG_RUNTIME_DIR", "")
+        run_dir = os.path.join(runtime, "bkm") if runtime and os.path.isabs(runtime) else state
+        paths = _paths_in(config, state, os.path.join(state, "logs"), run_dir)
+    socket = socket or env.get("BKM_SOCKET") or None
+    if socket:
+        socket = os.path.abspath(os.path.expanduser(socket))
+        pidfile = paths.pidfile if home else os.path.join(os.path.dirname(socket), "bkmd.pid")
+        paths = _replace(paths, socket=socket, pidfile=pidfile)
+    return paths
+
+
+def _paths_in(config_dir: str, state_dir: str, log_dir: str, run_dir: str) -> Paths:
+    store = os.path.join(state_dir, "jobs.yaml")
+    return Paths(
+        settings=os.path.join(config_dir, "settings.yaml"),
+        store=store,
+        lock=store + ".lock",
+        logs=log_dir,
+        socket=os.path.join(run_dir, "bkmd.sock"),
+        pidfile=os.path.join(run_dir, "bkmd.pid"),
+    )
+
+
+def _replace(paths: Paths, **changes) -> Paths:
+    values = dict(paths.__dict__)
+    values.update(changes)
+    return Paths(**values)
+
+
+def check_socket_path(path: str) -> None:
+    """Refuse a socket path AF_UNIX cannot hold, before bind() or connect() fails obscurely."""
+    size = len(os.fsencode(path))
+    if size > MAX_SOCKET_PATH_BYTES:
+        raise PathError(
+            f"socket path is {size} bytes, more than the {MAX_SOCKET_PATH_BYTES} "
+            f"a Unix socket allows: {path}",
+            hint="choose a shorter one with --socket PATH or BKM_SOCKET (or a shorter --home)",
+        )

@@ -1,0 +1,124 @@
+"""The settings table of the contract: keys, defaults and what each accepts.
+
+Pure: ``parse(key, value)`` takes a typed JSON value or the string a person typed on the
+command line and returns the typed value, or raises ``ValueError`` with the expected form.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from bkm.model import brief
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: Any
+    form: str
+    parse: Callable[[Any], Any]
+
+
+def _whole(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _number(minimum: float, maximum: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ValueError from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError
+        if not minimum <= value <= maximum:  # also refuses NaN
+            raise ValueError
+        return float(value)
+
+    return parse
+
+
+def _program(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or value.startswith("-") or "\x00" in value:
+        raise ValueError
+    return value
+
+
+def _arguments(value: Any) -> list[str]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError from None
+        else:
+            try:
+                value = shlex.split(text)
+            except ValueError:
+                raise ValueError from None
+    if not isinstance(value, list) or not all(isinstance(a, str) and "\x00" not in a for a in value):
+        raise ValueError
+    return value
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError
+        return value
+
+    return parse
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in (
+        Setting("max_concurrent_jobs", 2, "a whole number, 1 or more", _whole(1, 1000)),
+        Setting("default_bwlimit", 0, "KiB/s, a whole number, 0 (unlimited) or more", _whole(0, 2**31 - 1)),
+        Setting("rsync_path", "rsync", "a program name or path", _program),
+        Setting("rclone_path", "rclone", "a program name or path", _program),
+        Setting("rsync_args", [], 'a list of arguments, e.g. \'["--checksum"]\' or "--checksum -v"', _arguments),
+        Setting("rclone_args", [], 'a list of arguments, e.g. \'["--fast-list"]\' or "--fast-list"', _arguments),
+        Setting("progress_interval", 1.0, "seconds, a number from 0.2 to 60", _number(0.2, 60.0)),
+        Setting("log_max_bytes", 10485760, "bytes, a whole number, 4096 or more", _whole(4096)),
+        Setting("log_backups", 3, "a whole number, 0 or more", _whole(0, 1000)),
+        Setting("on_interrupted", "ask", "one of ask, pause, resume", _choice("ask", "pause", "resume")),
+        Setting("keep_runs", 20, "a whole number, 1 or more", _whole(1, 100000)),
+        Setting("stall_timeout", 0, "seconds, a whole number, 0 (disabled) or more", _whole(0, 10**7)),
+    )
+}
+
+DEFAULTS: dict[str, Any] = {key: s.default for key, s in SETTINGS.items()}
+
+
+class UnknownSetting(KeyError):
+    pass
+
+
+def unknown_message(key: object) -> str:
+    return f"unknown setting {brief(key)}; valid keys: {', '.join(SETTINGS)}"
+
+
+def parse(key: str, value: Any) -> Any:
+    """The typed value, or ValueError naming the expected form; UnknownSetting for a bad key."""
+    setting = SETTINGS.get(key) if isinstance(key, str) else None
+    if setting is None:
+        raise UnknownSetting(key)
+    try:
+        return setting.parse(value)
+    except ValueError:
+        raise ValueError(f"must be {setting.form} (got {brief(value)})") from None

@@ -1,0 +1,5 @@
+import sys
+
+from bkmd.main import main
+
+sys.exit(main())

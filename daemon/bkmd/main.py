@@ -1,0 +1,123 @@
+"""bkmd: arguments, the single-instance lock, loading the store, serving until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from bkm import __version__
+from bkm import paths as bkm_paths
+
+log = logging.getLogger("bkmd")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+
+class StartupError(Exception):
+    pass
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bkmd",
+        description="The bkm daemon: owns the job store, runs rsync and rclone transfers and "
+        "serves JSON-RPC 2.0 on a Unix socket. Runs in the foreground; logs go to stderr.",
+    )
+    parser.add_argument("--home", metavar="DIR", help="keep everything in DIR (also BKM_HOME)")
+    parser.add_argument("--socket", metavar="PATH", help="listen on PATH (also BKM_SOCKET)")
+    parser.add_argument("--system", action="store_true", help="use the system paths (/etc, /var/lib, /run)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"bkmd {__version__}")
+    return parser.parse_args(argv)
+
+
+def _make_dir(path: str, mode: int = 0o700) -> None:
+    try:
+        os.makedirs(path, mode=mode, exist_ok=True)
+    except OSError as e:
+        raise StartupError(f"cannot create {path}: {e.strerror}") from None
+
+
+def prepare(paths: bkm_paths.Paths):
+    """Folders, the lock and the loaded store; raises StartupError with a one-line reason."""
+    from bkmd import lock, store
+    from bkmd.jobs import Jobs
+    from bkmd.settings import Settings
+
+    try:
+        bkm_paths.check_socket_path(paths.socket)
+    except bkm_paths.PathError as e:
+        raise StartupError(f"{e}; {e.hint}") from None
+    for directory in {paths.state_dir, paths.socket_dir, os.path.dirname(paths.settings)}:
+        _make_dir(directory)
+    try:
+        held = lock.acquire(paths.lock)
+    except lock.StoreLocked as e:
+        raise StartupError(str(e)) from None
+    except OSError as e:
+        raise StartupError(f"cannot lock the store: {paths.lock}: {e.strerror}") from None
+    try:
+        jobs = Jobs(paths.store, store.load_jobs(paths.store))
+        settings = Settings(paths.settings, store.load_settings(paths.settings))
+    except store.StoreError as e:
+        held.release()
+        raise StartupError(f"{e} (the file was left as it is; fix it or move it away)") from None
+    return held, jobs, settings
+
+
+async def serve(paths: bkm_paths.Paths, jobs, settings) -> None:
+    from bkmd import methods
+    from bkmd.app import Daemon
+    from bkmd.rpc import Dispatcher
+    from bkmd.server import Server, SocketInUse
+
+    daemon = Daemon(paths, jobs, settings)
+    dispatcher = Dispatcher(methods.build(daemon), daemon.commit)
+    server = Server(dispatcher, allowed_uids={os.getuid(), 0})
+    try:
+        await server.start(paths.socket)
+    except (SocketInUse, OSError) as e:
+        raise StartupError(f"cannot listen on {paths.socket}: {getattr(e, 'strerror', None) or e}") from None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, daemon.stopping.set)
+    log.info("bkmd %s ready on %s (%d jobs, store %s)", __version__, paths.socket, len(jobs.by_id), paths.store)
+    try:
+        await daemon.stopping.wait()
+        log.info("stopping")
+    finally:
+        await server.close()
+        if jobs.dirty or settings.dirty:
+            daemon.commit()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s bkmd[%(process)d] %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        paths = bkm_paths.resolve(home=args.home, socket=args.socket, system=args.system)
+        held, jobs, settings = prepare(paths)
+        try:
+            asyncio.run(serve(paths, jobs, settings))
+        finally:
+            held.release()
+    except (StartupError, bkm_paths.PathError) as e:
+        print(f"bkmd: error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

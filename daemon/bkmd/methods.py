@@ -1,0 +1,106 @@
+"""The RPC methods: one thin function each, checking params and asking jobs or settings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bkm import __version__, model, protocol
+from bkm import settings as schema
+from bkmd import validate
+from bkmd.app import Daemon
+from bkmd.errors import Invalid, InvalidParams
+from bkmd.rpc import Registry
+
+
+def _statuses(status: Any) -> set[str] | None:
+    if status is None:
+        return None
+    values = [status] if isinstance(status, str) else status
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise InvalidParams("Invalid params: 'status' must be a status or a list of them")
+    unknown = [v for v in values if v not in model.STATUSES]
+    if unknown:
+        raise Invalid({"status": f"unknown status {model.brief(unknown[0])}; one of {', '.join(model.STATUSES)}"})
+    return set(values)
+
+
+def build(daemon: Daemon) -> Registry:
+    jobs, settings = daemon.jobs, daemon.settings
+    registry = Registry()
+
+    def daemon_status() -> dict:
+        return {
+            "pid": daemon.pid,
+            "version": __version__,
+            "protocol": protocol.PROTOCOL_VERSION,
+            "started_at": daemon.started_at,
+            "uptime_seconds": round(time.monotonic() - daemon.started_monotonic, 3),
+            "socket": daemon.paths.socket,
+            "store": daemon.paths.store,
+            "settings": daemon.paths.settings,
+            "logs": daemon.paths.logs,
+            "system": daemon.paths.system,
+            "jobs": len(jobs.by_id),
+            "counts": jobs.counts(),
+        }
+
+    def daemon_shutdown() -> dict:
+        daemon.stopping.set()
+        return {"stopping": True, "pid": daemon.pid}
+
+    def job_create(name=None, type=None, source=None, dest=None, bwlimit=None, excludes=None) -> dict:
+        fields = {"name": name, "type": type, "source": source, "dest": dest,
+                  "bwlimit": bwlimit, "excludes": excludes}
+        clean, problems = validate.check_fields(fields, creating=True, default_bwlimit=settings["default_bwlimit"])
+        if problems:
+            raise Invalid(problems)
+        return jobs.create(clean).public()
+
+    def job_list(status=None) -> list[dict]:
+        return [job.public() for job in jobs.list(_statuses(status))]
+
+    def job_get(job) -> dict:
+        return jobs.find(job).public()
+
+    def job_update(job, name=None, source=None, dest=None, bwlimit=None, excludes=None) -> dict:
+        target = jobs.find(job)
+        given = {k: v for k, v in {"name": name, "source": source, "dest": dest,
+                                   "bwlimit": bwlimit, "excludes": excludes}.items() if v is not None}
+        if not given:
+            raise Invalid({"job": "nothing to change: give at least one of name, source, dest, bwlimit, excludes"})
+        clean, problems = validate.check_fields(given, creating=False, default_bwlimit=settings["default_bwlimit"])
+        if problems:
+            raise Invalid(problems)
+        return jobs.update(target, clean).public()
+
+    def job_delete(job) -> dict:
+        target = jobs.find(job)
+        jobs.delete(target)
+        return {"deleted": True, "id": target.id, "name": target.name}
+
+    def settings_get(key=None) -> Any:
+        if key is None:
+            return settings.all()
+        if not isinstance(key, str) or key not in schema.SETTINGS:
+            raise Invalid({"key": schema.unknown_message(key)})
+        return {"key": key, "value": settings[key], "default": schema.DEFAULTS[key]}
+
+    def settings_set(key, value) -> dict:
+        return {"key": key, "value": settings.set(key, value)}
+
+    def settings_reset(key=None) -> dict:
+        keys = settings.reset(key)
+        return {"reset": keys, "settings": settings.all()}
+
+    registry.add("daemon.status", daemon_status)
+    registry.add("daemon.shutdown", daemon_shutdown)
+    registry.add("job.create", job_create, mutates=True)
+    registry.add("job.list", job_list)
+    registry.add("job.get", job_get)
+    registry.add("job.update", job_update, mutates=True)
+    registry.add("job.delete", job_delete, mutates=True)
+    registry.add("settings.get", settings_get)
+    registry.add("settings.set", settings_set, mutates=True)
+    registry.add("settings.reset", settings_reset, mutates=True)
+    return registry

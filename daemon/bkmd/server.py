@@ -1,0 +1,159 @@
+"""The Unix socket: binding it safely, admitting peers, framing lines, answering them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import stat
+import struct
+
+from bkm import protocol
+from bkmd.rpc import Dispatcher
+
+log = logging.getLogger("bkmd.server")
+MAX_CONNECTIONS = 512
+
+
+class SocketInUse(Exception):
+    pass
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+def bind_socket(path: str) -> socket.socket:
+    """A listening socket at ``path``, mode 0600, that never appears half-ready.
+
+    It is bound under a temporary name and renamed into place, which also replaces a stale
+    socket left by a dead daemon. A socket some live process still answers on is refused.
+    """
+    if os.path.lexists(path):
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISSOCK(mode):
+            raise SocketInUse(f"{path} exists and is not a socket; remove it or choose another --socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            pass  # stale: nobody listens; the rename below replaces it
+        else:
+            raise SocketInUse(f"another daemon is listening on {path}")
+        finally:
+            probe.close()
+    temp = os.path.join(os.path.dirname(path), f".{os.getpid()}.sk")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        sock.bind(temp)
+        os.chmod(temp, 0o600)
+        sock.listen(128)
+        os.rename(temp, path)
+    except BaseException:
+        sock.close()
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+    return sock
+
+
+class Connection:
+    """One client. Later features (subscriptions) send it notifications through ``send``."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+
+class Server:
+    def __init__(self, dispatcher: Dispatcher, allowed_uids: set[int]) -> None:
+        self.dispatcher = dispatcher
+        self.allowed_uids = allowed_uids
+        self.connections: set[Connection] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self.path: str | None = None
+        self._inode: int | None = None
+
+    async def start(self, path: str) -> None:
+        sock = bind_socket(path)
+        self.path = path
+        self._inode = os.stat(path).st_ino
+        self._server = await asyncio.start_unix_server(
+            self._serve, sock=sock, limit=protocol.MAX_LINE_BYTES
+        )
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.writer.close()
+        if self.path and self._inode is not None:
+            # Only remove the socket if it is still ours (not a successor's).
+            try:
+                if os.stat(self.path).st_ino == self._inode:
+                    os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = Connection(reader, writer)
+        try:
+            uid = peer_uid(writer.get_extra_info("socket"))
+            if uid is None or uid not in self.allowed_uids:
+                log.warning("refused a connection from uid %s", uid)
+                await self._refuse(connection, "permission denied: this bkmd serves another user")
+                return
+            if len(self.connections) >= MAX_CONNECTIONS:
+                await self._refuse(connection, "too many connections; try again")
+                return
+            self.connections.add(connection)
+            await self._read_lines(connection)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception:
+            log.exception("connection handler failed")
+        finally:
+            self.connections.discard(connection)
+            writer.close()
+
+    async def _refuse(self, connection: Connection, message: str) -> None:
+        error = {"jsonrpc": "2.0", "error": {"code": protocol.UNAVAILABLE, "message": message}, "id": None}
+        await connection.send(protocol.encode(error))
+
+    async def _read_lines(self, connection: Connection) -> None:
+        while True:
+            try:
+                line = await connection.reader.readline()
+            except ValueError:
+                # asyncio raises ValueError when a line outgrows the limit: refuse and hang up.
+                error = {
+                    "jsonrpc": "2.0",
+                    "error": {"code": protocol.INVALID_REQUEST,
+                              "message": f"Invalid Request: line longer than {protocol.MAX_LINE_BYTES} bytes"},
+                    "id": None,
+                }
+                await connection.send(protocol.encode(error))
+                return
+            if not line:
+                return
+            if not line.strip():
+                continue
+            response = await self.dispatcher.handle(line, connection)
+            if response is not None:
+                await connection.send(response)
