@@ -98,8 +98,11 @@ def parse_bwlimit(value: object) -> tuple[int | None, str | None]:
     """A whole number of KiB/s, 0 for unlimited; accepts an int or a string of digits."""
     if isinstance(value, bool):
         return None, "must be a whole number of KiB/s (0 = unlimited)"
-    if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
-        value = int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text[:1] in "+-" else text
+        if digits.isdigit() and digits.isascii():
+            value = int(text)
     if not isinstance(value, int):
         return None, f"must be a whole number of KiB/s, 0 = unlimited (got {brief(value)})"
     if value < 0:

@@ -35,6 +35,7 @@ class Paths:
     socket: str
     pidfile: str
     system: bool = False
+    home: str | None = None
 
     @property
     def state_dir(self) -> str:
@@ -67,7 +68,7 @@ def resolve(
         home = home or env.get("BKM_HOME") or None
     if home:
         home = os.path.abspath(os.path.expanduser(home))
-        paths = _paths_in(home, home, os.path.join(home, "logs"), home)
+        paths = _replace(_paths_in(home, home, os.path.join(home, "logs"), home), home=home)
     elif system:
         paths = _paths_in(SYSTEM_SETTINGS_DIR, SYSTEM_STATE_DIR, SYSTEM_LOG_DIR, SYSTEM_RUNTIME_DIR)
         paths = _replace(paths, system=True)

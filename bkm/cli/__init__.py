@@ -1,0 +1,115 @@
+"""The bkm command line: global options, lazy command loading, and the one error handler.
+
+Commands live one noun per module and are imported only when used: start-up time matters
+for a tool called from scripts and shell completion.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from bkm import __version__
+from bkm.errors import INTERRUPTED, USAGE, BkmError
+
+COMMANDS = {
+    "job": ("bkm.cli.job", "job", "Create, list, show, edit and delete backup jobs."),
+    "status": ("bkm.cli.status", "status", "Show the daemon and a count of jobs by status."),
+    "settings": ("bkm.cli.settings", "settings", "Show and change bkmd's settings."),
+    "daemon": ("bkm.cli.daemon", "daemon", "Control the bkmd daemon."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table, so `bkm --help` imports no command module.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help) for name, (_, _, help) in COMMANDS.items()])
+
+
+class Options:
+    """The global options; paths are resolved only when a command needs them."""
+
+    def __init__(self, home: str | None, socket: str | None, system: bool) -> None:
+        self.home, self.socket, self.system = home, socket, system
+        self._paths = None
+
+    @property
+    def paths(self):
+        if self._paths is None:
+            from bkm.paths import PathError, resolve
+
+            try:
+                self._paths = resolve(home=self.home, socket=self.socket, system=self.system)
+            except PathError as e:
+                raise BkmError(str(e), USAGE, e.hint) from None
+        return self._paths
+
+    def client(self):
+        from bkm.client import Client
+
+        return Client(self.paths)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", metavar="DIR", help="Use the bkmd whose files are in DIR (also BKM_HOME).")
+@click.option("--socket", metavar="PATH", help="Talk to bkmd on this socket (also BKM_SOCKET).")
+@click.option("--system", is_flag=True, help="Talk to the system bkmd (/run/bkm/bkmd.sock).")
+@click.version_option(__version__, "--version", prog_name="bkm", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, socket: str | None, system: bool) -> None:
+    """bkm: run, watch and remember rsync and rclone backups through the bkmd daemon.
+
+    JOB is a job's name or its id. Commands that print data take --json.
+    """
+    ctx.obj = Options(home, socket, system)
+
+
+def _print_error(message: str, hint: str | None) -> None:
+    from bkm.render import safe
+
+    sys.stderr.write(f"bkm: error: {safe(message)}\n")
+    if hint:
+        sys.stderr.write(f"hint: {safe(hint)}\n")
+
+
+def _quiet_broken_pipe() -> None:
+    # The reader went away (`bkm job list | head -1`): drop the rest without a traceback.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return cli.main(args=argv, prog_name="bkm", standalone_mode=False) or 0
+        finally:
+            sys.stdout.flush()
+    except BkmError as e:
+        _print_error(e.message, e.hint)
+        return e.exit_code
+    except click.UsageError as e:
+        command = e.ctx.command_path if e.ctx else "bkm"
+        _print_error(e.format_message(), f"see: {command} --help")
+        return USAGE
+    except click.ClickException as e:
+        _print_error(e.format_message(), None)
+        return e.exit_code
+    except (KeyboardInterrupt, click.Abort):
+        sys.stderr.write("\n")
+        return INTERRUPTED
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 0

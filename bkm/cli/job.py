@@ -1,0 +1,209 @@
+"""bkm job ...: create, list, show, edit, delete."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from bkm import errors
+from bkm.cli.output import echo, is_terminal, print_json
+from bkm.errors import BkmError
+from bkm.model import is_remote
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def local_path(path: str | None) -> str | None:
+    """Make a local path absolute against the caller's folder: bkmd runs elsewhere.
+
+    A trailing slash is kept (for rsync it means "the folder's contents"); remotes and
+    anything starting with '-' go to bkmd untouched, to be judged there.
+    """
+    if not path or path.startswith("-") or is_remote(path) or os.path.isabs(path):
+        return path
+    absolute = os.path.abspath(path)
+    if path.endswith("/") and absolute != "/":
+        absolute += "/"
+    return absolute
+
+
+@click.group()
+def job() -> None:
+    """Create, list, show, edit and delete backup jobs."""
+
+
+@job.command("create")
+@click.argument("name", required=False)
+@click.option("--type", "job_type", metavar="rsync|rclone", help="The transfer tool.")
+@click.option("--source", metavar="SRC", help="What to back up: a local path or a remote (host:path).")
+@click.option("--dest", metavar="DEST", help="Where to: a local path or a remote (host:path, remote:path).")
+@click.option("--bwlimit", metavar="KIB", help="Bandwidth limit in KiB/s; 0 is unlimited (default: the setting default_bwlimit).")
+@click.option("--exclude", "excludes", metavar="PATTERN", multiple=True, help="Leave out files matching PATTERN (repeatable).")
+@json_option
+@click.pass_obj
+def create(obj, name, job_type, source, dest, bwlimit, excludes, as_json) -> None:
+    """Create a job named NAME (status pending).
+
+    Every problem with the given values is reported at once, each naming its field.
+    """
+    with obj.client() as client:
+        created = client.call(
+            "job.create", name=name, type=job_type, source=local_path(source), dest=local_path(dest),
+            bwlimit=bwlimit, excludes=list(excludes),
+        )
+    if as_json:
+        print_json(created)
+    else:
+        echo(f"created job {created['name']} ({created['id']})")
+        echo(describe(created))
+
+
+@job.command("list")
+@click.option("--status", "statuses", metavar="STATUS", multiple=True,
+              help="Only jobs with this status (repeatable): pending, queued, running, paused, completed, failed, interrupted.")
+@json_option
+@click.pass_obj
+def list_(obj, statuses, as_json) -> None:
+    """List jobs, most recently updated first."""
+    with obj.client() as client:
+        jobs = client.call("job.list", status=list(statuses) or None)
+    if as_json:
+        print_json(jobs)
+        return
+    if not jobs:
+        if statuses:
+            echo(f"no jobs with status {', '.join(statuses)}")
+        else:
+            echo("no jobs yet; create one with:")
+            echo("  bkm job create NAME --type rsync --source SRC --dest DEST")
+        return
+    from bkm import render
+
+    rows = [
+        (
+            render.cut(render.safe(j["name"]), 24),
+            j["type"],
+            j["status"],
+            progress_cell(j),
+            render.cut(render.safe(j["source"]), 32),
+            render.cut(render.safe(j["dest"]), 32),
+            render.ago(j["updated_at"]),
+        )
+        for j in jobs
+    ]
+    echo(render.table(("NAME", "TYPE", "STATUS", "PROGRESS", "SOURCE", "DEST", "UPDATED"), rows))
+
+
+@job.command("show")
+@click.argument("job_ref", metavar="JOB")
+@json_option
+@click.pass_obj
+def show(obj, job_ref, as_json) -> None:
+    """Show one job: its settings, status, progress and last run."""
+    with obj.client() as client:
+        found = client.call("job.get", job=job_ref)
+    if as_json:
+        print_json(found)
+    else:
+        echo(describe(found))
+
+
+@job.command("edit")
+@click.argument("job_ref", metavar="JOB")
+@click.option("--name", help="Rename the job.")
+@click.option("--source", metavar="SRC", help="New source.")
+@click.option("--dest", metavar="DEST", help="New destination.")
+@click.option("--bwlimit", metavar="KIB", help="New bandwidth limit in KiB/s; 0 is unlimited.")
+@click.option("--exclude", "excludes", metavar="PATTERN", multiple=True, help="Replace the excludes with these (repeatable).")
+@click.option("--clear-excludes", is_flag=True, help="Remove all excludes.")
+@json_option
+@click.pass_obj
+def edit(obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, as_json) -> None:
+    """Change a job that is not running or queued."""
+    if excludes and clear_excludes:
+        raise BkmError("--exclude and --clear-excludes cannot be used together", errors.USAGE,
+                       "--exclude alone already replaces the excludes")
+    changes = {"name": name, "source": local_path(source), "dest": local_path(dest), "bwlimit": bwlimit,
+               "excludes": [] if clear_excludes else (list(excludes) or None)}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise BkmError("nothing to change", errors.USAGE,
+                       "give at least one of --name, --source, --dest, --bwlimit, --exclude, --clear-excludes")
+    with obj.client() as client:
+        updated = client.call("job.update", job=job_ref, **changes)
+    if as_json:
+        print_json(updated)
+    else:
+        echo(f"updated job {updated['name']}")
+        echo(describe(updated))
+
+
+@job.command("delete")
+@click.argument("job_ref", metavar="JOB")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def delete(obj, job_ref, yes) -> None:
+    """Delete a job (never while it is running or queued); asks first on a terminal."""
+    from bkm import model, render
+
+    with obj.client() as client:
+        found = client.call("job.get", job=job_ref)
+        name = render.safe(found["name"])
+        if found["status"] in model.ACTIVE:
+            raise BkmError(f"job {name} is {found['status']}; it cannot be deleted now", errors.CONFLICT,
+                           f"pause it first: bkm job pause {name}")
+        if not yes:
+            if not is_terminal(sys.stdin):
+                raise BkmError(f"refusing to delete job {name} without confirmation", errors.USAGE,
+                               "pass --yes to delete without asking")
+            if not click.confirm(f"Delete job {name}?", default=False, prompt_suffix=" ", err=True):
+                echo("not deleted")
+                return
+        client.call("job.delete", job=found["id"])
+    echo(f"deleted job {name}")
+
+
+def progress_cell(job: dict) -> str:
+    progress = job.get("progress") or {}
+    if job["status"] == "completed":
+        return "100%"
+    if job["status"] == "pending" or not progress.get("total_bytes") and not progress.get("percent"):
+        return "-"
+    return f"{progress.get('percent', 0.0):.1f}%"
+
+
+def describe(job: dict) -> str:
+    from bkm import render
+
+    progress = job.get("progress") or {}
+    run = job.get("last_run")
+    if run:
+        last = f"started {run.get('started_at')}"
+        if run.get("finished_at"):
+            last += f", finished {run['finished_at']}, exit code {run.get('exit_code')}"
+        if run.get("error"):
+            last += f", error: {run['error']}"
+    else:
+        last = "never"
+    speed = progress.get("speed_bytes") or 0
+    progress_text = (
+        f"{progress.get('percent', 0.0):.1f}%  {render.human_bytes(progress.get('bytes_transferred'))} "
+        f"of {render.human_bytes(progress.get('total_bytes'))}"
+        + (f"  {render.human_bytes(speed)}/s  ETA {render.human_duration(progress.get('eta_seconds'))}" if speed else "")
+    )
+    return render.fields([
+        ("name", job["name"]),
+        ("id", job["id"]),
+        ("type", job["type"]),
+        ("status", job["status"]),
+        ("source", job["source"]),
+        ("dest", job["dest"]),
+        ("bwlimit", f"{job['bwlimit']} KiB/s" if job["bwlimit"] else "unlimited"),
+        ("excludes", ", ".join(job["excludes"]) if job["excludes"] else "none"),
+        ("progress", progress_text),
+        ("created", job["created_at"]),
+        ("updated", f"{job['updated_at']} ({render.ago(job['updated_at'])})"),
+        ("last run", last),
+    ])

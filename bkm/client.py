@@ -1,0 +1,135 @@
+"""Talking to bkmd: connect, call, and turn RPC errors into the contract's exit codes.
+
+This is the only place that maps protocol error codes to exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from bkm import errors, protocol
+from bkm.paths import Paths, PathError, check_socket_path
+
+CALL_TIMEOUT = 30.0
+
+_EXIT_FOR_CODE = {
+    protocol.NO_SUCH_JOB: errors.NO_SUCH_JOB,
+    protocol.CONFLICT: errors.CONFLICT,
+    protocol.VALIDATION: errors.USAGE,
+    protocol.INVALID_PARAMS: errors.USAGE,
+}
+
+
+class RpcError(errors.BkmError):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        exit_code = _EXIT_FOR_CODE.get(code, errors.FAILED)
+        hint = None
+        if code == protocol.VALIDATION and isinstance(data, dict):
+            message = "; ".join(f"{field}: {problem}" for field, problem in data.items())
+        elif code == protocol.METHOD_NOT_FOUND:
+            hint = "bkmd may be older than bkm: restart it (bkm daemon stop, then start bkmd)"
+        super().__init__(message, exit_code, hint)
+        self.code = code
+        self.data = data
+
+
+def start_hint(paths: Paths) -> str:
+    if paths.system:
+        return "start it with: systemctl start bkmd"
+    if paths.home:
+        import shlex
+
+        return f"start it with: bkmd --home {shlex.quote(paths.home)} &"
+    return "start it with: bkmd &   (or: systemctl --user start bkmd)"
+
+
+class Client:
+    def __init__(self, paths: Paths, timeout: float | None = CALL_TIMEOUT) -> None:
+        self.paths = paths
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._file = None
+        self._next_id = 0
+
+    def connect(self) -> None:
+        path = self.paths.socket
+        try:
+            check_socket_path(path)
+        except PathError as e:
+            raise errors.BkmError(str(e), errors.USAGE, e.hint) from None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            raise errors.BkmError(
+                f"bkmd is not running (nothing listens on {path})", errors.UNREACHABLE, start_hint(self.paths)
+            ) from None
+        except PermissionError:
+            sock.close()
+            raise errors.BkmError(
+                f"permission denied on {path}", errors.UNREACHABLE,
+                "bkmd's socket belongs to another user; use your own (--home) or ask its owner",
+            ) from None
+        except OSError as e:
+            sock.close()
+            raise errors.BkmError(f"cannot reach bkmd at {path}: {e.strerror or e}", errors.UNREACHABLE,
+                                  start_hint(self.paths)) from None
+        self._sock = sock
+        self._file = sock.makefile("rb")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = self._file = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, message: Any) -> None:
+        if self._sock is None:
+            self.connect()
+        try:
+            self._sock.sendall(protocol.encode(message))
+        except OSError as e:
+            raise self._lost(e) from None
+
+    def receive(self) -> Any:
+        try:
+            line = self._file.readline(protocol.MAX_LINE_BYTES * 64)
+        except socket.timeout:
+            raise errors.BkmError(
+                f"bkmd did not answer within {self.timeout:.0f} s", errors.UNREACHABLE,
+                "it may be stopped or overloaded; check it with: bkm status",
+            ) from None
+        except OSError as e:
+            raise self._lost(e) from None
+        if not line:
+            raise self._lost(None)
+        return json.loads(line)
+
+    def _lost(self, e: OSError | None) -> errors.BkmError:
+        reason = f": {e.strerror or e}" if e else ""
+        return errors.BkmError(f"lost the connection to bkmd{reason}", errors.UNREACHABLE, start_hint(self.paths))
+
+    def call(self, method: str, **params: Any) -> Any:
+        self._next_id += 1
+        self.send(protocol.request(method, params, self._next_id))
+        reply = self.receive()
+        if not isinstance(reply, dict):
+            raise errors.BkmError("bkmd sent an answer bkm does not understand", errors.FAILED)
+        if "error" in reply:
+            error = reply["error"] or {}
+            code = error.get("code", protocol.INTERNAL_ERROR)
+            if reply.get("id") is None and code == protocol.UNAVAILABLE:
+                raise errors.BkmError(f"bkmd refused the connection: {error.get('message')}", errors.UNREACHABLE)
+            raise RpcError(code, error.get("message", "unknown error"), error.get("data"))
+        return reply.get("result")

@@ -1,0 +1,87 @@
+"""Turning data into text for people: tables, sizes, durations, safe strings."""
+
+from __future__ import annotations
+
+import calendar
+import time
+from typing import Iterable, Sequence
+
+ELLIPSIS = "…"
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def safe(text: object) -> str:
+    """Control characters (escape sequences included) shown as visible escapes, never raw."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1] if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def cut(text: str, width: int) -> str:
+    """At most ``width`` characters; anything cut is shown as a trailing ``…``."""
+    if len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + ELLIPSIS
+
+
+def human_bytes(count: int | float | None) -> str:
+    if count is None:
+        return "-"
+    value = float(count)
+    for unit in _UNITS:
+        if abs(value) < 1024 or unit == _UNITS[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} {_UNITS[-1]}"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def parse_time(stamp: str) -> float:
+    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def ago(stamp: str | None, now: float | None = None) -> str:
+    if not stamp:
+        return "-"
+    try:
+        then = parse_time(stamp)
+    except ValueError:
+        return stamp
+    delta = (time.time() if now is None else now) - then
+    if delta < 1:
+        return "just now"
+    return f"{human_duration(delta)} ago"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(list(rows), headers=list(headers), tablefmt="plain", disable_numparse=True)
+
+
+def fields(pairs: Iterable[tuple[str, object]]) -> str:
+    pairs = list(pairs)
+    width = max(len(label) for label, _ in pairs) + 1
+    return "\n".join(f"{label + ':':<{width}} {safe(value)}" for label, value in pairs)
