@@ -60,6 +60,8 @@ class Job:
 
     def record(self) -> dict:
         record = self.public()
+        # Two places keep the float out of exponent form, which YAML 1.1 would read as text.
+        record["progress"]["percent"] = round(float(record["progress"].get("percent") or 0.0), 2)
         record["rev"] = self.rev
         return record
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from typing import Any, Iterable
 
@@ -185,15 +186,25 @@ def load_jobs(path: str) -> list[dict]:
     return records
 
 
+# Characters a YAML reader refuses or folds (NEL, LS, PS are line breaks to YAML) raw; json leaves them raw, so they are escaped (\uXXXX is
+# the same escape in both). Non-BMP characters stay raw: as escapes they would become
+# surrogate pairs, which YAML does not join.
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+def _escape_unsafe(match: re.Match) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def dump_jobs(records: Iterable[dict]) -> bytes:
     lines = [HEADER, f"version: {STORE_VERSION}\n"]
     body = [
-        "- " + json.dumps(r, ensure_ascii=True, allow_nan=False, separators=(", ", ": ")) + "\n"
+        "- " + json.dumps(r, ensure_ascii=False, allow_nan=False, separators=(", ", ": ")) + "\n"
         for r in records
     ]
     lines.append("jobs:\n" if body else "jobs: []\n")
     lines.extend(body)
-    return "".join(lines).encode("ascii")
+    return _YAML_UNSAFE.sub(_escape_unsafe, "".join(lines)).encode("utf-8", "surrogatepass")
 
 
 def save_jobs(path: str, records: Iterable[dict]) -> None:

@@ -1,0 +1,139 @@
+import json
+import os
+
+import pytest
+import yaml
+from hypothesis import given, settings, strategies as st
+
+from bkmd import store
+
+
+def job(i: int, **extra) -> dict:
+    record = {"id": f"{i:032x}", "name": f"job-{i}", "type": "rsync", "source": "/src/", "dest": "/dst",
+              "bwlimit": 0, "excludes": [], "status": "pending", "created_at": "2026-11-28T17:50:00Z",
+              "updated_at": "2026-11-28T17:50:00Z", "progress": {"percent": 0.0, "eta_seconds": None},
+              "last_run": None, "rev": i}
+    record.update(extra)
+    return record
+
+
+def test_missing_store_is_empty(tmp_path):
+    assert store.load_jobs(str(tmp_path / "jobs.yaml")) == []
+    assert store.load_settings(str(tmp_path / "settings.yaml")) == {}
+
+
+def test_round_trip_and_the_file_is_plain_yaml(tmp_path):
+    path = str(tmp_path / "jobs.yaml")
+    records = [job(1), job(2, name="ünïcode ✓", excludes=["*.tmp", 'a"b\\c'])]
+    store.save_jobs(path, records)
+    assert store.load_jobs(path) == records
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    assert data == {"version": store.STORE_VERSION, "jobs": records}
+
+
+def test_hand_edited_block_yaml_is_read(tmp_path):
+    path = tmp_path / "jobs.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "jobs": [job(1)]}, default_flow_style=False))
+    assert store.load_jobs(str(path)) == [job(1)]
+
+
+def test_empty_store_writes_an_empty_list(tmp_path):
+    path = str(tmp_path / "jobs.yaml")
+    store.save_jobs(path, [])
+    assert store.load_jobs(path) == []
+    assert yaml.safe_load(open(path)) == {"version": 1, "jobs": []}
+
+
+def test_parse_error_names_file_line_and_column(tmp_path):
+    path = tmp_path / "jobs.yaml"
+    path.write_text("version: 1\njobs:\n- {id: [unclosed\n")
+    before = path.read_bytes()
+    with pytest.raises(store.StoreError) as e:
+        store.load_jobs(str(path))
+    assert e.value.line == 4 and e.value.column is not None
+    assert str(path) in str(e.value)
+    assert path.read_bytes() == before
+
+
+def test_bad_utf8_names_its_position(tmp_path):
+    path = tmp_path / "jobs.yaml"
+    path.write_bytes(b"version: 1\njobs:\n- {name: \xff}\n")
+    with pytest.raises(store.StoreError) as e:
+        store.load_jobs(str(path))
+    assert (e.value.line, e.value.column) == (3, 10)
+
+
+def test_missing_field_is_refused(tmp_path):
+    path = str(tmp_path / "jobs.yaml")
+    broken = job(1)
+    del broken["dest"]
+    store.save_jobs(path, [broken])
+    with pytest.raises(store.StoreError, match="'dest' is missing"):
+        store.load_jobs(path)
+
+
+def test_newer_version_is_refused(tmp_path):
+    path = tmp_path / "jobs.yaml"
+    path.write_text("version: 99\njobs: []\n")
+    with pytest.raises(store.StoreError, match="newer bkm"):
+        store.load_jobs(str(path))
+
+
+def test_duplicate_names_are_refused(tmp_path):
+    path = str(tmp_path / "jobs.yaml")
+    store.save_jobs(path, [job(1), job(2, name="job-1")])
+    with pytest.raises(store.StoreError, match="duplicate"):
+        store.load_jobs(path)
+
+
+def test_atomic_write_leaves_no_temp_file_and_private_mode(tmp_path):
+    path = str(tmp_path / "jobs.yaml")
+    store.save_jobs(path, [job(1)])
+    assert os.listdir(tmp_path) == ["jobs.yaml"]
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    path = str(tmp_path / "jobs.yaml")
+    store.save_jobs(path, [job(1)])
+    before = open(path, "rb").read()
+
+    class Unserialisable:
+        pass
+
+    with pytest.raises(TypeError):
+        store.save_jobs(path, [job(2, progress=Unserialisable())])
+    assert open(path, "rb").read() == before
+    assert os.listdir(tmp_path) == ["jobs.yaml"]
+
+
+def test_settings_round_trip_and_validation(tmp_path):
+    path = str(tmp_path / "settings.yaml")
+    store.save_settings(path, {"max_concurrent_jobs": 4, "rsync_args": ["--checksum"]})
+    assert store.load_settings(path) == {"max_concurrent_jobs": 4, "rsync_args": ["--checksum"]}
+    (tmp_path / "bad.yaml").write_text("version: 1\nmax_concurrent_jobs: 0\n")
+    with pytest.raises(store.StoreError, match="max_concurrent_jobs"):
+        store.load_settings(str(tmp_path / "bad.yaml"))
+    (tmp_path / "unknown.yaml").write_text("nope: 1\n")
+    with pytest.raises(store.StoreError, match="valid keys"):
+        store.load_settings(str(tmp_path / "unknown.yaml"))
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+wide = st.text(st.characters(blacklist_categories=("Cs",), min_codepoint=0x7f), max_size=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=text, source=wide, excludes=st.lists(text, max_size=3),
+       percent=st.floats(0, 100, allow_nan=False).map(lambda x: round(x, 2)), total=st.integers(0, 2**62))
+def test_fast_format_means_the_same_to_a_yaml_parser(tmp_path_factory, name, source, excludes, percent, total):
+    # The store is read by json on the fast path; any YAML tool must read the same values.
+    # (Percent is stored rounded to 2 places by Job.record(): YAML 1.1 reads 1e-05 as text.)
+    path = str(tmp_path_factory.mktemp("s") / "jobs.yaml")
+    record = job(1, name=name, source=source, excludes=excludes,
+                 progress={"percent": percent, "total_bytes": total, "eta_seconds": None})
+    store.save_jobs(path, [record])
+    assert store.load_jobs(path) == [record]
+    with open(path) as f:
+        assert yaml.safe_load(f)["jobs"] == json.loads(json.dumps([record]))
