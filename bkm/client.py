@@ -10,7 +10,7 @@ import socket
 from typing import Any
 
 from bkm import errors, protocol
-from bkm.paths import Paths, PathError, check_socket_path
+from bkm.paths import PathError, Paths, check_socket_path
 
 CALL_TIMEOUT = 30.0
 
@@ -71,13 +71,15 @@ class Client:
         except PermissionError:
             sock.close()
             raise errors.BkmError(
-                f"permission denied on {path}", errors.UNREACHABLE,
+                f"permission denied on {path}",
+                errors.UNREACHABLE,
                 "bkmd's socket belongs to another user; use your own (--home) or ask its owner",
             ) from None
         except OSError as e:
             sock.close()
-            raise errors.BkmError(f"cannot reach bkmd at {path}: {e.strerror or e}", errors.UNREACHABLE,
-                                  start_hint(self.paths)) from None
+            raise errors.BkmError(
+                f"cannot reach bkmd at {path}: {e.strerror or e}", errors.UNREACHABLE, start_hint(self.paths)
+            ) from None
         self._sock = sock
         self._file = sock.makefile("rb")
 
@@ -105,9 +107,10 @@ class Client:
     def receive(self) -> Any:
         try:
             line = self._file.readline(protocol.MAX_LINE_BYTES * 64)
-        except socket.timeout:
+        except TimeoutError:
             raise errors.BkmError(
-                f"bkmd did not answer within {self.timeout:.0f} s", errors.UNREACHABLE,
+                f"bkmd did not answer within {self.timeout:.0f} s",
+                errors.UNREACHABLE,
                 "it may be stopped or overloaded; check it with: bkm status",
             ) from None
         except OSError as e:

@@ -109,7 +109,6 @@ def check_socket_path(path: str) -> None:
     size = len(os.fsencode(path))
     if size > MAX_SOCKET_PATH_BYTES:
         raise PathError(
-            f"socket path is {size} bytes, more than the {MAX_SOCKET_PATH_BYTES} "
-            f"a Unix socket allows: {path}",
+            f"socket path is {size} bytes, more than the {MAX_SOCKET_PATH_BYTES} a Unix socket allows: {path}",
             hint="choose a shorter one with --socket PATH or BKM_SOCKET (or a shorter --home)",
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 ELLIPSIS = "…"
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")

@@ -62,6 +62,7 @@ class Bkmd:
         self.env = env
         self.socket = os.path.join(home, "bkmd.sock")
         self.proc: subprocess.Popen | None = None
+        self.prefix: list[str] = []  # e.g. setpriv, to run it as another user
         self.stderr_path = os.path.join(home, f"bkmd-{time.monotonic_ns()}.err")
 
     def start(self, wait: bool = True) -> Bkmd:
@@ -69,8 +70,11 @@ class Bkmd:
         env.pop("BKM_SOCKET", None)
         self._stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            program("bkmd") + ["--home", self.home, *self.args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr, env=env,
+            self.prefix + program("bkmd") + ["--home", self.home, *self.args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            env=env,
         )
         if wait:
             wait_for(lambda: self.proc.poll() is not None or can_connect(self.socket), 15, what="bkmd socket")
@@ -92,7 +96,7 @@ class Bkmd:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError("bkmd did not stop in time")
+            raise AssertionError("bkmd did not stop in time") from None
         self._stderr.close()
         return code
 
@@ -158,8 +162,9 @@ class RawClient:
         return reply["result"]
 
 
-def bkm(home: str | None, *args: str, input: str | None = None, env: dict | None = None,
-        timeout: float = 60.0) -> subprocess.CompletedProcess:
+def bkm(
+    home: str | None, *args: str, input: str | None = None, env: dict | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess:
     full_env = dict(os.environ)
     full_env.pop("BKM_SOCKET", None)
     full_env.pop("BKM_HOME", None)
@@ -167,6 +172,11 @@ def bkm(home: str | None, *args: str, input: str | None = None, env: dict | None
         full_env["BKM_HOME"] = home
     full_env.update(env or {})
     return subprocess.run(
-        program("bkm") + list(args), input=input, capture_output=True, text=True, env=full_env,
-        timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL,
+        program("bkm") + list(args),
+        input=input,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
     )

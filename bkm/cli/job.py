@@ -39,8 +39,12 @@ def job() -> None:
 @click.option("--type", "job_type", metavar="rsync|rclone", help="The transfer tool.")
 @click.option("--source", metavar="SRC", help="What to back up: a local path or a remote (host:path).")
 @click.option("--dest", metavar="DEST", help="Where to: a local path or a remote (host:path, remote:path).")
-@click.option("--bwlimit", metavar="KIB", help="Bandwidth limit in KiB/s; 0 is unlimited (default: the setting default_bwlimit).")
-@click.option("--exclude", "excludes", metavar="PATTERN", multiple=True, help="Leave out files matching PATTERN (repeatable).")
+@click.option(
+    "--bwlimit", metavar="KIB", help="Bandwidth limit in KiB/s; 0 is unlimited (default: the setting default_bwlimit)."
+)
+@click.option(
+    "--exclude", "excludes", metavar="PATTERN", multiple=True, help="Leave out files matching PATTERN (repeatable)."
+)
 @json_option
 @click.pass_obj
 def create(obj, name, job_type, source, dest, bwlimit, excludes, as_json) -> None:
@@ -50,8 +54,13 @@ def create(obj, name, job_type, source, dest, bwlimit, excludes, as_json) -> Non
     """
     with obj.client() as client:
         created = client.call(
-            "job.create", name=name, type=job_type, source=local_path(source), dest=local_path(dest),
-            bwlimit=bwlimit, excludes=list(excludes),
+            "job.create",
+            name=name,
+            type=job_type,
+            source=local_path(source),
+            dest=local_path(dest),
+            bwlimit=bwlimit,
+            excludes=list(excludes),
         )
     if as_json:
         print_json(created)
@@ -61,8 +70,13 @@ def create(obj, name, job_type, source, dest, bwlimit, excludes, as_json) -> Non
 
 
 @job.command("list")
-@click.option("--status", "statuses", metavar="STATUS", multiple=True,
-              help="Only jobs with this status (repeatable): pending, queued, running, paused, completed, failed, interrupted.")
+@click.option(
+    "--status",
+    "statuses",
+    metavar="STATUS",
+    multiple=True,
+    help="Only jobs with this status (repeatable): pending, queued, running, paused, completed, failed, interrupted.",
+)
 @json_option
 @click.pass_obj
 def list_(obj, statuses, as_json) -> None:
@@ -116,21 +130,34 @@ def show(obj, job_ref, as_json) -> None:
 @click.option("--source", metavar="SRC", help="New source.")
 @click.option("--dest", metavar="DEST", help="New destination.")
 @click.option("--bwlimit", metavar="KIB", help="New bandwidth limit in KiB/s; 0 is unlimited.")
-@click.option("--exclude", "excludes", metavar="PATTERN", multiple=True, help="Replace the excludes with these (repeatable).")
+@click.option(
+    "--exclude", "excludes", metavar="PATTERN", multiple=True, help="Replace the excludes with these (repeatable)."
+)
 @click.option("--clear-excludes", is_flag=True, help="Remove all excludes.")
 @json_option
 @click.pass_obj
 def edit(obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, as_json) -> None:
     """Change a job that is not running or queued."""
     if excludes and clear_excludes:
-        raise BkmError("--exclude and --clear-excludes cannot be used together", errors.USAGE,
-                       "--exclude alone already replaces the excludes")
-    changes = {"name": name, "source": local_path(source), "dest": local_path(dest), "bwlimit": bwlimit,
-               "excludes": [] if clear_excludes else (list(excludes) or None)}
+        raise BkmError(
+            "--exclude and --clear-excludes cannot be used together",
+            errors.USAGE,
+            "--exclude alone already replaces the excludes",
+        )
+    changes = {
+        "name": name,
+        "source": local_path(source),
+        "dest": local_path(dest),
+        "bwlimit": bwlimit,
+        "excludes": [] if clear_excludes else (list(excludes) or None),
+    }
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
-        raise BkmError("nothing to change", errors.USAGE,
-                       "give at least one of --name, --source, --dest, --bwlimit, --exclude, --clear-excludes")
+        raise BkmError(
+            "nothing to change",
+            errors.USAGE,
+            "give at least one of --name, --source, --dest, --bwlimit, --exclude, --clear-excludes",
+        )
     with obj.client() as client:
         updated = client.call("job.update", job=job_ref, **changes)
     if as_json:
@@ -152,12 +179,18 @@ def delete(obj, job_ref, yes) -> None:
         found = client.call("job.get", job=job_ref)
         name = render.safe(found["name"])
         if found["status"] in model.ACTIVE:
-            raise BkmError(f"job {name} is {found['status']}; it cannot be deleted now", errors.CONFLICT,
-                           f"pause it first: bkm job pause {name}")
+            raise BkmError(
+                f"job {name} is {found['status']}; it cannot be deleted now",
+                errors.CONFLICT,
+                f"pause it first: bkm job pause {name}",
+            )
         if not yes:
             if not is_terminal(sys.stdin):
-                raise BkmError(f"refusing to delete job {name} without confirmation", errors.USAGE,
-                               "pass --yes to delete without asking")
+                raise BkmError(
+                    f"refusing to delete job {name} without confirmation",
+                    errors.USAGE,
+                    "pass --yes to delete without asking",
+                )
             if not click.confirm(f"Delete job {name}?", default=False, prompt_suffix=" ", err=True):
                 echo("not deleted")
                 return
@@ -191,19 +224,25 @@ def describe(job: dict) -> str:
     progress_text = (
         f"{progress.get('percent', 0.0):.1f}%  {render.human_bytes(progress.get('bytes_transferred'))} "
         f"of {render.human_bytes(progress.get('total_bytes'))}"
-        + (f"  {render.human_bytes(speed)}/s  ETA {render.human_duration(progress.get('eta_seconds'))}" if speed else "")
+        + (
+            f"  {render.human_bytes(speed)}/s  ETA {render.human_duration(progress.get('eta_seconds'))}"
+            if speed
+            else ""
+        )
     )
-    return render.fields([
-        ("name", job["name"]),
-        ("id", job["id"]),
-        ("type", job["type"]),
-        ("status", job["status"]),
-        ("source", job["source"]),
-        ("dest", job["dest"]),
-        ("bwlimit", f"{job['bwlimit']} KiB/s" if job["bwlimit"] else "unlimited"),
-        ("excludes", ", ".join(job["excludes"]) if job["excludes"] else "none"),
-        ("progress", progress_text),
-        ("created", job["created_at"]),
-        ("updated", f"{job['updated_at']} ({render.ago(job['updated_at'])})"),
-        ("last run", last),
-    ])
+    return render.fields(
+        [
+            ("name", job["name"]),
+            ("id", job["id"]),
+            ("type", job["type"]),
+            ("status", job["status"]),
+            ("source", job["source"]),
+            ("dest", job["dest"]),
+            ("bwlimit", f"{job['bwlimit']} KiB/s" if job["bwlimit"] else "unlimited"),
+            ("excludes", ", ".join(job["excludes"]) if job["excludes"] else "none"),
+            ("progress", progress_text),
+            ("created", job["created_at"]),
+            ("updated", f"{job['updated_at']} ({render.ago(job['updated_at'])})"),
+            ("last run", last),
+        ]
+    )

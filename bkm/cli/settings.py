@@ -33,8 +33,10 @@ def show(obj, as_json) -> None:
     if as_json:
         print_json(values)
         return
-    rows = [(key, render.safe(_text(value)), "" if value == DEFAULTS.get(key) else f"(default {_text(DEFAULTS.get(key))})")
-            for key, value in values.items()]
+    rows = [
+        (key, render.safe(_text(value)), "" if value == DEFAULTS.get(key) else f"(default {_text(DEFAULTS.get(key))})")
+        for key, value in values.items()
+    ]
     echo(render.table(("KEY", "VALUE", ""), rows))
 
 

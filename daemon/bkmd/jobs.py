@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from bkm import model
 from bkmd import store
@@ -71,10 +72,19 @@ class Job:
         if isinstance(record.get("progress"), dict):
             progress.update(record["progress"])
         return cls(
-            id=record["id"], name=record["name"], type=record["type"], source=record["source"],
-            dest=record["dest"], bwlimit=record["bwlimit"], excludes=list(record["excludes"]),
-            status=record["status"], created_at=record["created_at"], updated_at=record["updated_at"],
-            progress=progress, last_run=record.get("last_run"), rev=int(record.get("rev", 0)),
+            id=record["id"],
+            name=record["name"],
+            type=record["type"],
+            source=record["source"],
+            dest=record["dest"],
+            bwlimit=record["bwlimit"],
+            excludes=list(record["excludes"]),
+            status=record["status"],
+            created_at=record["created_at"],
+            updated_at=record["updated_at"],
+            progress=progress,
+            last_run=record.get("last_run"),
+            rev=int(record.get("rev", 0)),
         )
 
 
@@ -131,9 +141,16 @@ class Jobs:
             raise Conflict(f"a job named {fields['name']!r} already exists", {"name": fields["name"]})
         stamp = now()
         job = Job(
-            id=uuid.uuid4().hex, name=fields["name"], type=fields["type"], source=fields["source"],
-            dest=fields["dest"], bwlimit=fields["bwlimit"], excludes=fields["excludes"],
-            status=model.PENDING, created_at=stamp, updated_at=stamp,
+            id=uuid.uuid4().hex,
+            name=fields["name"],
+            type=fields["type"],
+            source=fields["source"],
+            dest=fields["dest"],
+            bwlimit=fields["bwlimit"],
+            excludes=fields["excludes"],
+            status=model.PENDING,
+            created_at=stamp,
+            updated_at=stamp,
         )
         self.rev += 1
         job.rev = self.rev
@@ -147,8 +164,9 @@ class Jobs:
         new_name = changes.get("name")
         if new_name is not None and new_name != job.name and new_name in self.by_name:
             raise Conflict(f"a job named {new_name!r} already exists", {"name": new_name})
-        before = {key: getattr(job, key) for key in ("name", "source", "dest", "bwlimit", "excludes",
-                                                     "updated_at", "rev")}
+        before = {
+            key: getattr(job, key) for key in ("name", "source", "dest", "bwlimit", "excludes", "updated_at", "rev")
+        }
 
         def undo() -> None:
             del self.by_name[job.name]

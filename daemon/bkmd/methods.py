@@ -50,8 +50,7 @@ def build(daemon: Daemon) -> Registry:
         return {"stopping": True, "pid": daemon.pid}
 
     def job_create(name=None, type=None, source=None, dest=None, bwlimit=None, excludes=None) -> dict:
-        fields = {"name": name, "type": type, "source": source, "dest": dest,
-                  "bwlimit": bwlimit, "excludes": excludes}
+        fields = {"name": name, "type": type, "source": source, "dest": dest, "bwlimit": bwlimit, "excludes": excludes}
         clean, problems = validate.check_fields(fields, creating=True, default_bwlimit=settings["default_bwlimit"])
         if problems:
             raise Invalid(problems)
@@ -65,8 +64,11 @@ def build(daemon: Daemon) -> Registry:
 
     def job_update(job, name=None, source=None, dest=None, bwlimit=None, excludes=None) -> dict:
         target = jobs.find(job)
-        given = {k: v for k, v in {"name": name, "source": source, "dest": dest,
-                                   "bwlimit": bwlimit, "excludes": excludes}.items() if v is not None}
+        given = {
+            k: v
+            for k, v in {"name": name, "source": source, "dest": dest, "bwlimit": bwlimit, "excludes": excludes}.items()
+            if v is not None
+        }
         if not given:
             raise Invalid({"job": "nothing to change: give at least one of name, source, dest, bwlimit, excludes"})
         clean, problems = validate.check_fields(given, creating=False, default_bwlimit=settings["default_bwlimit"])

@@ -10,8 +10,9 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from bkm import protocol
 from bkmd.errors import MethodError
@@ -48,9 +49,7 @@ def _error(id: Any, code: int, message: str, data: Any = None) -> dict:
 
 
 def _valid_id(value: Any) -> bool:
-    return value is None or isinstance(value, str) or (
-        isinstance(value, (int, float)) and not isinstance(value, bool)
-    )
+    return value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 class Dispatcher:
@@ -103,11 +102,7 @@ class Dispatcher:
             return _error(None, protocol.INVALID_REQUEST, "Invalid Request: bad id"), False
         method_name = request.get("method")
         params = request.get("params", {})
-        if (
-            request.get("jsonrpc") != "2.0"
-            or not isinstance(method_name, str)
-            or not isinstance(params, (dict, list))
-        ):
+        if request.get("jsonrpc") != "2.0" or not isinstance(method_name, str) or not isinstance(params, (dict, list)):
             return _error(id, protocol.INVALID_REQUEST, "Invalid Request"), False
         notification = "id" not in request
 
@@ -119,10 +114,8 @@ class Dispatcher:
             return reply(_error(id, protocol.METHOD_NOT_FOUND, f"Method not found: {method_name}")), False
         try:
             args = [connection] if method.wants_connection else []
-            if isinstance(params, dict):
-                bound = method.signature.bind(**params)
-            else:
-                bound = method.signature.bind(*params)
+            bind = method.signature.bind
+            bound = bind(**params) if isinstance(params, dict) else bind(*params)
         except TypeError as e:
             return reply(_error(id, protocol.INVALID_PARAMS, f"Invalid params: {e}")), False
         try:

@@ -86,6 +86,7 @@ class Server:
         self.dispatcher = dispatcher
         self.allowed_uids = allowed_uids
         self.connections: set[Connection] = set()
+        self.handlers: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
         self.path: str | None = None
         self._inode: int | None = None
@@ -94,15 +95,18 @@ class Server:
         sock = bind_socket(path)
         self.path = path
         self._inode = os.stat(path).st_ino
-        self._server = await asyncio.start_unix_server(
-            self._serve, sock=sock, limit=protocol.MAX_LINE_BYTES
-        )
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=protocol.MAX_LINE_BYTES)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        # Let handlers of connections accepted just now start, then end every one of them:
+        # a handler task still pending when the loop closes makes asyncio log a traceback.
+        await asyncio.sleep(0)
         for connection in list(self.connections):
             connection.writer.close()
+        if self.handlers:
+            await asyncio.wait(set(self.handlers), timeout=5)
         if self.path and self._inode is not None:
             # Only remove the socket if it is still ours (not a successor's).
             try:
@@ -113,6 +117,9 @@ class Server:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = Connection(reader, writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self.handlers.add(task)
         try:
             uid = peer_uid(writer.get_extra_info("socket"))
             if uid is None or uid not in self.allowed_uids:
@@ -130,6 +137,7 @@ class Server:
             log.exception("connection handler failed")
         finally:
             self.connections.discard(connection)
+            self.handlers.discard(task)
             writer.close()
 
     async def _refuse(self, connection: Connection, message: str) -> None:
@@ -144,8 +152,10 @@ class Server:
                 # asyncio raises ValueError when a line outgrows the limit: refuse and hang up.
                 error = {
                     "jsonrpc": "2.0",
-                    "error": {"code": protocol.INVALID_REQUEST,
-                              "message": f"Invalid Request: line longer than {protocol.MAX_LINE_BYTES} bytes"},
+                    "error": {
+                        "code": protocol.INVALID_REQUEST,
+                        "message": f"Invalid Request: line longer than {protocol.MAX_LINE_BYTES} bytes",
+                    },
                     "id": None,
                 }
                 await connection.send(protocol.encode(error))

@@ -13,7 +13,8 @@ import json
 import os
 import re
 import tempfile
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from bkm import model
 from bkm import settings as settings_schema
@@ -186,9 +187,9 @@ def load_jobs(path: str) -> list[dict]:
     return records
 
 
-# Characters a YAML reader refuses or folds (NEL, LS, PS are line breaks to YAML) raw; json leaves them raw, so they are escaped (\uXXXX is
-# the same escape in both). Non-BMP characters stay raw: as escapes they would become
-# surrogate pairs, which YAML does not join.
+# Characters a YAML reader refuses raw, or folds (NEL, LS and PS are line breaks to YAML),
+# but json leaves raw: they are escaped (\uXXXX means the same in both). Non-BMP characters
+# stay raw: as escapes they would become surrogate pairs, which YAML does not join.
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 
@@ -198,10 +199,7 @@ def _escape_unsafe(match: re.Match) -> str:
 
 def dump_jobs(records: Iterable[dict]) -> bytes:
     lines = [HEADER, f"version: {STORE_VERSION}\n"]
-    body = [
-        "- " + json.dumps(r, ensure_ascii=False, allow_nan=False, separators=(", ", ": ")) + "\n"
-        for r in records
-    ]
+    body = ["- " + json.dumps(r, ensure_ascii=False, allow_nan=False, separators=(", ", ": ")) + "\n" for r in records]
     lines.append("jobs:\n" if body else "jobs: []\n")
     lines.extend(body)
     return _YAML_UNSAFE.sub(_escape_unsafe, "".join(lines)).encode("utf-8", "surrogatepass")

@@ -3,17 +3,20 @@ import pytest
 from bkm import model
 
 
-@pytest.mark.parametrize("name, problem", [
-    (None, "is required"),
-    ("", "is required"),
-    ("x" * 129, "at most 128"),
-    ("a/b", "'/'"),
-    ("a\x1bb", "control"),
-    ("a\nb", "control"),
-    ("a\x85b", "control"),
-    ("-rf", "start with '-'"),
-    (5, "string"),
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        (None, "is required"),
+        ("", "is required"),
+        ("x" * 129, "at most 128"),
+        ("a/b", "'/'"),
+        ("a\x1bb", "control"),
+        ("a\nb", "control"),
+        ("a\x85b", "control"),
+        ("-rf", "start with '-'"),
+        (5, "string"),
+    ],
+)
 def test_bad_names(name, problem):
     assert problem in model.name_problem(name)
 
@@ -30,18 +33,33 @@ def test_types():
     assert "rsync, rclone" in model.type_problem("scp")
 
 
-@pytest.mark.parametrize("path, remote", [
-    ("host:/srv", True), ("user@host:x", True), ("remote:", True), ("b2:bucket/dir", True),
-    ("/srv/a:b", False), ("/plain", False), ("rel/a:b", False),
-])
+@pytest.mark.parametrize(
+    "path, remote",
+    [
+        ("host:/srv", True),
+        ("user@host:x", True),
+        ("remote:", True),
+        ("b2:bucket/dir", True),
+        ("/srv/a:b", False),
+        ("/plain", False),
+        ("rel/a:b", False),
+    ],
+)
 def test_is_remote(path, remote):
     assert model.is_remote(path) is remote
 
 
-@pytest.mark.parametrize("path, problem", [
-    ("-e sh", "start with '-'"), ("--rsh=evil", "start with '-'"), ("relative", "absolute"),
-    ("/a\x00b", "NUL"), ("", "required"), ("/\udc80", "UTF-8"),
-])
+@pytest.mark.parametrize(
+    "path, problem",
+    [
+        ("-e sh", "start with '-'"),
+        ("--rsh=evil", "start with '-'"),
+        ("relative", "absolute"),
+        ("/a\x00b", "NUL"),
+        ("", "required"),
+        ("/\udc80", "UTF-8"),
+    ],
+)
 def test_bad_paths(path, problem):
     assert problem in model.path_problem(path)
 

@@ -8,8 +8,13 @@ HOME_ENV = {"HOME": "/home/ann"}
 def test_bkm_home_holds_everything():
     p = resolve(env={"BKM_HOME": "/srv/b"})
     assert (p.settings, p.store, p.lock, p.logs, p.socket, p.pidfile) == (
-        "/srv/b/settings.yaml", "/srv/b/jobs.yaml", "/srv/b/jobs.yaml.lock", "/srv/b/logs",
-        "/srv/b/bkmd.sock", "/srv/b/bkmd.pid")
+        "/srv/b/settings.yaml",
+        "/srv/b/jobs.yaml",
+        "/srv/b/jobs.yaml.lock",
+        "/srv/b/logs",
+        "/srv/b/bkmd.sock",
+        "/srv/b/bkmd.pid",
+    )
 
 
 def test_home_flag_beats_environment():
@@ -45,8 +50,12 @@ def test_system_paths():
     p = resolve(system=True, env={"BKM_HOME": "/ignored"})
     assert p.system
     assert (p.settings, p.store, p.logs, p.socket, p.pidfile) == (
-        "/etc/bkm/settings.yaml", "/var/lib/bkm/jobs.yaml", "/var/log/bkm", "/run/bkm/bkmd.sock",
-        "/run/bkm/bkmd.pid")
+        "/etc/bkm/settings.yaml",
+        "/var/lib/bkm/jobs.yaml",
+        "/var/log/bkm",
+        "/run/bkm/bkmd.sock",
+        "/run/bkm/bkmd.pid",
+    )
 
 
 def test_home_and_system_together_is_an_error():

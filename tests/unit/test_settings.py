@@ -5,30 +5,63 @@ from bkm import settings
 
 def test_every_contract_key_has_its_default():
     assert settings.DEFAULTS == {
-        "max_concurrent_jobs": 2, "default_bwlimit": 0, "rsync_path": "rsync", "rclone_path": "rclone",
-        "rsync_args": [], "rclone_args": [], "progress_interval": 1.0, "log_max_bytes": 10485760,
-        "log_backups": 3, "on_interrupted": "ask", "keep_runs": 20, "stall_timeout": 0,
+        "max_concurrent_jobs": 2,
+        "default_bwlimit": 0,
+        "rsync_path": "rsync",
+        "rclone_path": "rclone",
+        "rsync_args": [],
+        "rclone_args": [],
+        "progress_interval": 1.0,
+        "log_max_bytes": 10485760,
+        "log_backups": 3,
+        "on_interrupted": "ask",
+        "keep_runs": 20,
+        "stall_timeout": 0,
     }
 
 
-@pytest.mark.parametrize("key, value, parsed", [
-    ("max_concurrent_jobs", "3", 3), ("max_concurrent_jobs", 1, 1),
-    ("default_bwlimit", "0", 0), ("progress_interval", "0.2", 0.2), ("progress_interval", 60, 60.0),
-    ("rsync_args", "--checksum -v", ["--checksum", "-v"]), ("rsync_args", '["-a b"]', ["-a b"]),
-    ("rclone_args", [], []), ("on_interrupted", "resume", "resume"), ("stall_timeout", "30", 30),
-    ("rsync_path", "/usr/local/bin/rsync", "/usr/local/bin/rsync"), ("log_backups", "0", 0),
-])
+@pytest.mark.parametrize(
+    "key, value, parsed",
+    [
+        ("max_concurrent_jobs", "3", 3),
+        ("max_concurrent_jobs", 1, 1),
+        ("default_bwlimit", "0", 0),
+        ("progress_interval", "0.2", 0.2),
+        ("progress_interval", 60, 60.0),
+        ("rsync_args", "--checksum -v", ["--checksum", "-v"]),
+        ("rsync_args", '["-a b"]', ["-a b"]),
+        ("rclone_args", [], []),
+        ("on_interrupted", "resume", "resume"),
+        ("stall_timeout", "30", 30),
+        ("rsync_path", "/usr/local/bin/rsync", "/usr/local/bin/rsync"),
+        ("log_backups", "0", 0),
+    ],
+)
 def test_good_values(key, value, parsed):
     assert settings.parse(key, value) == parsed
 
 
-@pytest.mark.parametrize("key, value", [
-    ("max_concurrent_jobs", "0"), ("max_concurrent_jobs", "two"), ("max_concurrent_jobs", True),
-    ("default_bwlimit", "-1"), ("progress_interval", "0.1"), ("progress_interval", "61"),
-    ("progress_interval", "nan"), ("rsync_args", '["unclosed'), ("rsync_args", "'unbalanced"),
-    ("rsync_args", [1]), ("on_interrupted", "later"), ("rsync_path", "-x"), ("rsync_path", ""),
-    ("log_max_bytes", "100"), ("keep_runs", "0"), ("stall_timeout", "-5"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("max_concurrent_jobs", "0"),
+        ("max_concurrent_jobs", "two"),
+        ("max_concurrent_jobs", True),
+        ("default_bwlimit", "-1"),
+        ("progress_interval", "0.1"),
+        ("progress_interval", "61"),
+        ("progress_interval", "nan"),
+        ("rsync_args", '["unclosed'),
+        ("rsync_args", "'unbalanced"),
+        ("rsync_args", [1]),
+        ("on_interrupted", "later"),
+        ("rsync_path", "-x"),
+        ("rsync_path", ""),
+        ("log_max_bytes", "100"),
+        ("keep_runs", "0"),
+        ("stall_timeout", "-5"),
+    ],
+)
 def test_bad_values_name_the_expected_form(key, value):
     with pytest.raises(ValueError) as e:
         settings.parse(key, value)

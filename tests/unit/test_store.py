@@ -3,16 +3,27 @@ import os
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
-
 from bkmd import store
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def job(i: int, **extra) -> dict:
-    record = {"id": f"{i:032x}", "name": f"job-{i}", "type": "rsync", "source": "/src/", "dest": "/dst",
-              "bwlimit": 0, "excludes": [], "status": "pending", "created_at": "2026-11-28T17:50:00Z",
-              "updated_at": "2026-11-28T17:50:00Z", "progress": {"percent": 0.0, "eta_seconds": None},
-              "last_run": None, "rev": i}
+    record = {
+        "id": f"{i:032x}",
+        "name": f"job-{i}",
+        "type": "rsync",
+        "source": "/src/",
+        "dest": "/dst",
+        "bwlimit": 0,
+        "excludes": [],
+        "status": "pending",
+        "created_at": "2026-11-28T17:50:00Z",
+        "updated_at": "2026-11-28T17:50:00Z",
+        "progress": {"percent": 0.0, "eta_seconds": None},
+        "last_run": None,
+        "rev": i,
+    }
     record.update(extra)
     return record
 
@@ -121,18 +132,28 @@ def test_settings_round_trip_and_validation(tmp_path):
 
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
-wide = st.text(st.characters(blacklist_categories=("Cs",), min_codepoint=0x7f), max_size=40)
+wide = st.text(st.characters(blacklist_categories=("Cs",), min_codepoint=0x7F), max_size=40)
 
 
 @settings(max_examples=100, deadline=None)
-@given(name=text, source=wide, excludes=st.lists(text, max_size=3),
-       percent=st.floats(0, 100, allow_nan=False).map(lambda x: round(x, 2)), total=st.integers(0, 2**62))
+@given(
+    name=text,
+    source=wide,
+    excludes=st.lists(text, max_size=3),
+    percent=st.floats(0, 100, allow_nan=False).map(lambda x: round(x, 2)),
+    total=st.integers(0, 2**62),
+)
 def test_fast_format_means_the_same_to_a_yaml_parser(tmp_path_factory, name, source, excludes, percent, total):
     # The store is read by json on the fast path; any YAML tool must read the same values.
     # (Percent is stored rounded to 2 places by Job.record(): YAML 1.1 reads 1e-05 as text.)
     path = str(tmp_path_factory.mktemp("s") / "jobs.yaml")
-    record = job(1, name=name, source=source, excludes=excludes,
-                 progress={"percent": percent, "total_bytes": total, "eta_seconds": None})
+    record = job(
+        1,
+        name=name,
+        source=source,
+        excludes=excludes,
+        progress={"percent": percent, "total_bytes": total, "eta_seconds": None},
+    )
     store.save_jobs(path, [record])
     assert store.load_jobs(path) == [record]
     with open(path) as f:
