@@ -7,7 +7,6 @@ pathlib would cost start-up time for nothing.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 # sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
@@ -26,16 +25,21 @@ class PathError(Exception):
         self.hint = hint
 
 
-@dataclass(frozen=True)
 class Paths:
-    settings: str
-    store: str
-    lock: str
-    logs: str
-    socket: str
-    pidfile: str
-    system: bool = False
-    home: str | None = None
+    """Every path of one bkm installation. (A plain class: dataclasses cost start-up time.)"""
+
+    __slots__ = ("settings", "store", "lock", "logs", "socket", "pidfile", "system", "home")
+
+    def __init__(self, settings: str, store: str, lock: str, logs: str, socket: str, pidfile: str,
+                 system: bool = False, home: str | None = None) -> None:
+        self.settings, self.store, self.lock, self.logs = settings, store, lock, logs
+        self.socket, self.pidfile, self.system, self.home = socket, pidfile, system, home
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Paths) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Paths(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
     @property
     def state_dir(self) -> str:
@@ -99,7 +103,7 @@ def _paths_in(config_dir: str, state_dir: str, log_dir: str, run_dir: str) -> Pa
 
 
 def _replace(paths: Paths, **changes) -> Paths:
-    values = dict(paths.__dict__)
+    values = {key: getattr(paths, key) for key in Paths.__slots__}
     values.update(changes)
     return Paths(**values)
 

@@ -22,7 +22,7 @@ class StartupError(Exception):
     pass
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bkmd",
         description="The bkm daemon: owns the job store, runs rsync and rclone transfers and "
@@ -33,7 +33,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--system", action="store_true", help="use the system paths (/etc, /var/lib, /run)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"bkmd {__version__}")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _make_dir(path: str, mode: int = 0o700) -> None:
