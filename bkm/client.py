@@ -52,6 +52,7 @@ class Client:
         self._sock: socket.socket | None = None
         self._file = None
         self._next_id = 0
+        self.notifications: list[dict] = []  # arrived while waiting for an answer
 
     def connect(self) -> None:
         path = self.paths.socket
@@ -119,6 +120,16 @@ class Client:
             raise self._lost(None)
         return json.loads(line)
 
+    def next_notification(self, timeout: float | None = None) -> dict:
+        """The next notification (job_update, log_line), waiting as long as it takes."""
+        if self.notifications:
+            return self.notifications.pop(0)
+        self._sock.settimeout(timeout)
+        while True:
+            message = self.receive()
+            if isinstance(message, dict) and "method" in message:
+                return message
+
     def _lost(self, e: OSError | None) -> errors.BkmError:
         reason = f": {e.strerror or e}" if e else ""
         return errors.BkmError(f"lost the connection to bkmd{reason}", errors.UNREACHABLE, start_hint(self.paths))
@@ -127,6 +138,9 @@ class Client:
         self._next_id += 1
         self.send(protocol.request(method, params, self._next_id))
         reply = self.receive()
+        while isinstance(reply, dict) and "method" in reply and "id" not in reply:
+            self.notifications.append(reply)
+            reply = self.receive()
         if not isinstance(reply, dict):
             raise errors.BkmError("bkmd sent an answer bkm does not understand", errors.FAILED)
         if "error" in reply:

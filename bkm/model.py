@@ -14,6 +14,24 @@ STATUSES = (PENDING, QUEUED, RUNNING, PAUSED, COMPLETED, FAILED, INTERRUPTED)
 # A job in one of these has (or is about to have) a transfer process.
 ACTIVE = frozenset({QUEUED, RUNNING})
 
+# What each request may be made from (the contract's status diagram). Other status changes
+# (queued -> running, running -> completed/failed/paused) follow from a run, not a request.
+ALLOWED_FROM = {
+    "start": frozenset({PENDING, PAUSED, FAILED, COMPLETED, INTERRUPTED}),
+    "pause": frozenset({RUNNING, QUEUED}),
+    "edit": frozenset(STATUSES) - ACTIVE,
+    "delete": frozenset(STATUSES) - ACTIVE,
+    "recover": frozenset({INTERRUPTED}),
+    "dismiss": frozenset({INTERRUPTED}),
+}
+# A start from one of these continues the earlier run instead of beginning afresh.
+RESUMES_FROM = frozenset({PAUSED, INTERRUPTED})
+
+
+def allowed(action: str, status: str) -> bool:
+    return status in ALLOWED_FROM[action]
+
+
 JOB_TYPES = ("rsync", "rclone")
 NAME_MAX = 128
 PATH_MAX = 4096

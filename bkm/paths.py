@@ -30,8 +30,17 @@ class Paths:
 
     __slots__ = ("settings", "store", "lock", "logs", "socket", "pidfile", "system", "home")
 
-    def __init__(self, settings: str, store: str, lock: str, logs: str, socket: str, pidfile: str,
-                 system: bool = False, home: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: str,
+        store: str,
+        lock: str,
+        logs: str,
+        socket: str,
+        pidfile: str,
+        system: bool = False,
+        home: str | None = None,
+    ) -> None:
         self.settings, self.store, self.lock, self.logs = settings, store, lock, logs
         self.socket, self.pidfile, self.system, self.home = socket, pidfile, system, home
 

@@ -100,3 +100,27 @@ def fields(pairs: Iterable[tuple[str, object]]) -> str:
     pairs = list(pairs)
     width = max(len(label) for label, _ in pairs) + 1
     return "\n".join(f"{label + ':':<{width}} {safe(value)}" for label, value in pairs)
+
+
+def bar(percent: float, width: int = 20) -> str:
+    filled = int(round(max(0.0, min(percent, 100.0)) / 100 * width))
+    return "#" * filled + "-" * (width - filled)
+
+
+def progress_line(event: dict) -> str:
+    """One line for a live view: name, status, bar, percent, bytes, speed, ETA."""
+    total = event.get("total_bytes") or 0
+    done = human_bytes(event.get("bytes_transferred") or 0) + (f"/{human_bytes(total)}" if total else "")
+    speed = event.get("speed_bytes") or 0
+    parts = [
+        safe(event.get("name", "")),
+        event.get("status", ""),
+        f"[{bar(event.get('percent') or 0.0)}]",
+        f"{event.get('percent') or 0.0:5.1f}%",
+        done,
+    ]
+    if speed:
+        parts.append(f"{human_bytes(speed)}/s")
+    if event.get("eta_seconds") is not None and event.get("status") == "running":
+        parts.append(f"ETA {human_duration(event['eta_seconds'])}")
+    return "  ".join(parts)

@@ -180,3 +180,34 @@ def bkm(
         timeout=timeout,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
+
+
+def run_in_terminal(home: str, args: list[str], timeout: float = 60.0) -> tuple[int, str]:
+    """Run bkm with a pseudo-terminal as stdin, stdout and stderr; return (exit code, screen)."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child
+        os.environ["BKM_HOME"] = home
+        os.environ.pop("BKM_SOCKET", None)
+        argv = program("bkm") + args
+        os.execv(argv[0], argv)
+    output = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            break
+        if not select.select([fd], [], [], 0.2)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child is gone and the terminal closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode("utf-8", "replace")

@@ -16,7 +16,7 @@ from bkm import __version__
 from bkm.errors import INTERRUPTED, USAGE, BkmError
 
 COMMANDS = {
-    "job": ("bkm.cli.job", "job", "Create, list, show, edit and delete backup jobs."),
+    "job": ("bkm.cli.job", "job", "Create, list, show, edit, start, pause and delete backup jobs."),
     "status": ("bkm.cli.status", "status", "Show the daemon and a count of jobs by status."),
     "settings": ("bkm.cli.settings", "settings", "Show and change bkmd's settings."),
     "daemon": ("bkm.cli.daemon", "daemon", "Control the bkmd daemon."),

@@ -31,7 +31,7 @@ def local_path(path: str | None) -> str | None:
 
 @click.group()
 def job() -> None:
-    """Create, list, show, edit and delete backup jobs."""
+    """Create, list, show, edit, start, pause and delete backup jobs."""
 
 
 @job.command("create")
@@ -165,6 +165,81 @@ def edit(obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, as
     else:
         echo(f"updated job {updated['name']}")
         echo(describe(updated))
+
+
+@job.command("start")
+@click.argument("job_ref", metavar="JOB")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for the run to end, with a progress line on a terminal; exit 0 completed, 1 failed, 5 paused.",
+)
+@json_option
+@click.pass_obj
+def start(obj, job_ref, wait, as_json) -> None:
+    """Start (or resume) a job's backup; it waits in the queue when max_concurrent_jobs are running.
+
+    From paused or interrupted it continues: what was transferred is not sent again.
+    """
+    with obj.client() as client:
+        if not wait:
+            started = client.call("job.start", job=job_ref)
+            if as_json:
+                print_json(started)
+            else:
+                echo(f"job {started['name']} {'queued' if started['status'] == 'queued' else 'started'}")
+            return
+        from bkm.cli.run import EXIT_FOR_STATUS, follow
+
+        # Subscribe first, so that not even a very short run can end unseen.
+        client.call("events.subscribe", jobs=[job_ref])
+        started = client.call("job.start", job=job_ref)
+        try:
+            final = follow(client, started["id"], show_progress=not as_json)
+        except KeyboardInterrupt:
+            raise BkmError(
+                f"stopped waiting; job {started['name']} goes on",
+                errors.INTERRUPTED,
+                f"pause it with: bkm job pause {started['name']}",
+            ) from None
+        finished = client.call("job.get", job=started["id"])
+    _report_run(finished, final["status"], as_json)
+    code = EXIT_FOR_STATUS[final["status"]]
+    if code:
+        sys.exit(code)
+
+
+def _report_run(job: dict, status: str, as_json: bool) -> None:
+    from bkm import render
+
+    run = job.get("last_run") or {}
+    name = render.safe(job["name"])
+    if as_json:
+        print_json(job)
+    elif status == "completed" and is_terminal():
+        moved = render.human_bytes(run.get("bytes") or 0)
+        echo(f"job {name} completed: {moved} in {render.human_duration(run.get('duration_seconds'))}")
+    for warning in run.get("warnings") or []:
+        sys.stderr.write(f"bkm: warning: {render.safe(warning)}\n")
+    if status == "failed":
+        sys.stderr.write(f"bkm: error: job {name} failed: {render.safe(run.get('error') or 'unknown error')}\n")
+        sys.stderr.write(f"hint: see its log: bkm job show {name}\n")
+    elif status == "paused":
+        sys.stderr.write(f"bkm: error: job {name} was paused before it finished\n")
+
+
+@job.command("pause")
+@click.argument("job_ref", metavar="JOB")
+@json_option
+@click.pass_obj
+def pause(obj, job_ref, as_json) -> None:
+    """Pause a running or queued job: the transfer stops, partial data is kept."""
+    with obj.client() as client:
+        paused = client.call("job.pause", job=job_ref)
+    if as_json:
+        print_json(paused)
+    else:
+        echo(f"job {paused['name']} paused at {paused['progress']['percent']:.1f}%")
 
 
 @job.command("delete")

@@ -1,4 +1,4 @@
-"""What one running bkmd holds: its paths, jobs, settings, and how a change is saved."""
+"""What one running bkmd holds: its paths, jobs, runs, settings, and how a change is saved."""
 
 from __future__ import annotations
 
@@ -9,17 +9,24 @@ import time
 
 from bkm import paths as bkm_paths
 from bkmd.errors import Unavailable
+from bkmd.events import Events
 from bkmd.jobs import Jobs
+from bkmd.logs import JobLogs
+from bkmd.runs import Runs
 from bkmd.settings import Settings
 
 log = logging.getLogger("bkmd")
+CHECKPOINT_SECONDS = 10.0
 
 
 class Daemon:
-    def __init__(self, paths: bkm_paths.Paths, jobs: Jobs, settings: Settings) -> None:
+    def __init__(self, paths: bkm_paths.Paths, records: list[dict], settings: Settings) -> None:
         self.paths = paths
-        self.jobs = jobs
         self.settings = settings
+        self.events = Events()
+        self.jobs = Jobs(paths.store, records, self.events.publish)
+        self.logs = JobLogs(paths.logs, settings)
+        self.runs = Runs(self.jobs, settings, self.logs, self.save_quietly)
         self.pid = os.getpid()
         self.started_monotonic = time.monotonic()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -38,3 +45,22 @@ class Daemon:
             where = e.filename or self.paths.store
             log.error("could not save %s: %s; the change was undone", where, e.strerror or e)
             raise Unavailable(f"could not save the change: {where}: {e.strerror or e}", {"errno": e.errno}) from None
+
+    def save_quietly(self) -> None:
+        """Save what runs (not requests) changed; a failure is logged and retried next time."""
+        if self.jobs.dirty or self.settings.dirty:
+            try:
+                self.commit()
+            except Unavailable:
+                pass
+
+    async def checkpoints(self) -> None:
+        """Progress lives in memory; running jobs' progress reaches the store this often."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            if self.runs.active:
+                self.save_quietly()
+
+    async def stop(self) -> None:
+        await self.runs.stop_all()
+        self.save_quietly()

@@ -1,102 +1,35 @@
 """The jobs: the one place where a job is created, changed, removed or changes status.
 
-Changes happen in memory and are recorded in an undo log; ``commit`` writes the store once
-for everything changed since the last commit, or, if it cannot, undoes those changes so
-memory never claims what the disk does not hold.
+Requests change memory and record how to undo it; ``commit`` (in app.py) writes the store
+once per request, or undoes the change if it cannot. Runs report back here through
+``bkmd.runs``, which also only asks this module to change a status.
 """
 
 from __future__ import annotations
 
-import time
+import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from bkm import model
 from bkmd import store
 from bkmd.errors import Conflict, InvalidParams, JobNotFound
+from bkmd.job import Job, event, now
 
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def empty_progress() -> dict:
-    return {"percent": 0.0, "bytes_transferred": 0, "total_bytes": 0, "speed_bytes": 0, "eta_seconds": None}
-
-
-@dataclass(slots=True)
-class Job:
-    id: str
-    name: str
-    type: str
-    source: str
-    dest: str
-    bwlimit: int
-    excludes: list[str]
-    status: str
-    created_at: str
-    updated_at: str
-    progress: dict = field(default_factory=empty_progress)
-    last_run: dict | None = None
-    # Store-wide change counter: orders jobs changed within the same second.
-    rev: int = 0
-
-    def public(self) -> dict:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "type": self.type,
-            "source": self.source,
-            "dest": self.dest,
-            "bwlimit": self.bwlimit,
-            "excludes": list(self.excludes),
-            "status": self.status,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "progress": dict(self.progress),
-            "last_run": dict(self.last_run) if self.last_run else None,
-        }
-
-    def record(self) -> dict:
-        record = self.public()
-        # Two places keep the float out of exponent form, which YAML 1.1 would read as text.
-        record["progress"]["percent"] = round(float(record["progress"].get("percent") or 0.0), 2)
-        record["rev"] = self.rev
-        return record
-
-    @classmethod
-    def from_record(cls, record: dict) -> Job:
-        progress = empty_progress()
-        if isinstance(record.get("progress"), dict):
-            progress.update(record["progress"])
-        return cls(
-            id=record["id"],
-            name=record["name"],
-            type=record["type"],
-            source=record["source"],
-            dest=record["dest"],
-            bwlimit=record["bwlimit"],
-            excludes=list(record["excludes"]),
-            status=record["status"],
-            created_at=record["created_at"],
-            updated_at=record["updated_at"],
-            progress=progress,
-            last_run=record.get("last_run"),
-            rev=int(record.get("rev", 0)),
-        )
+log = logging.getLogger("bkmd.jobs")
 
 
 class Jobs:
-    def __init__(self, store_path: str, records: list[dict]) -> None:
+    def __init__(self, store_path: str, records: list[dict], publish: Callable[[str, str, dict], None]) -> None:
         self.store_path = store_path
+        self.publish = publish
         self.by_id: dict[str, Job] = {}
         self.by_name: dict[str, Job] = {}
         for record in records:
             self._add(Job.from_record(record))
         self.rev = max((job.rev for job in self.by_id.values()), default=0)
         self._undo: list[Callable[[], None]] = []
+        self._changed = False  # changes that need saving but cannot be undone (status, progress)
 
     def _add(self, job: Job) -> None:
         self.by_id[job.id] = job
@@ -108,7 +41,7 @@ class Jobs:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def find(self, ref: Any) -> Job:
+    def find(self, ref: object) -> Job:
         """A job by name, else by id."""
         if not isinstance(ref, str) or not ref:
             raise InvalidParams("Invalid params: 'job' must be a job name or id")
@@ -129,12 +62,39 @@ class Jobs:
             counts[job.status] += 1
         return counts
 
+    def with_status(self, *statuses: str) -> list[Job]:
+        return [job for job in self.by_id.values() if job.status in statuses]
+
     # -- changing -----------------------------------------------------------------------------
 
     def _touch(self, job: Job) -> None:
         self.rev += 1
         job.rev = self.rev
         job.updated_at = now()
+
+    def check(self, action: str, job: Job) -> None:
+        if not model.allowed(action, job.status):
+            hint = {"edit": "pause it first", "delete": "pause it first"}.get(action, "")
+            raise Conflict(
+                f"job {job.name!r} is {job.status}: cannot {action} it" + (f"; {hint}" if hint else ""),
+                {"status": job.status},
+            )
+
+    def set_status(self, job: Job, status: str) -> None:
+        """Every status change passes here: stamped, saved with the next commit, announced."""
+        job.status = status
+        self._touch(job)
+        self._changed = True
+        self.publish_progress(job)
+
+    def publish_progress(self, job: Job) -> None:
+        self.publish("job_update", job.id, event(job))
+
+    def progress_changed(self) -> None:
+        self._changed = True
+
+    def on_undo(self, undo: Callable[[], None]) -> None:
+        self._undo.append(undo)
 
     def create(self, fields: dict) -> Job:
         if fields["name"] in self.by_name:
@@ -159,14 +119,12 @@ class Jobs:
         return job
 
     def update(self, job: Job, changes: dict) -> Job:
-        if job.status in model.ACTIVE:
-            raise Conflict(f"job {job.name!r} is {job.status}; pause it before editing it")
+        self.check("edit", job)
         new_name = changes.get("name")
         if new_name is not None and new_name != job.name and new_name in self.by_name:
             raise Conflict(f"a job named {new_name!r} already exists", {"name": new_name})
-        before = {
-            key: getattr(job, key) for key in ("name", "source", "dest", "bwlimit", "excludes", "updated_at", "rev")
-        }
+        fields = ("name", "source", "dest", "bwlimit", "excludes", "updated_at", "rev")
+        before = {key: getattr(job, key) for key in fields}
 
         def undo() -> None:
             del self.by_name[job.name]
@@ -183,8 +141,7 @@ class Jobs:
         return job
 
     def delete(self, job: Job) -> None:
-        if job.status in model.ACTIVE:
-            raise Conflict(f"job {job.name!r} is {job.status}; pause it before deleting it")
+        self.check("delete", job)
         self._remove(job)
         self._undo.append(lambda: self._add(job))
 
@@ -192,11 +149,12 @@ class Jobs:
 
     @property
     def dirty(self) -> bool:
-        return bool(self._undo)
+        return bool(self._undo) or self._changed
 
     def save(self) -> None:
         store.save_jobs(self.store_path, (job.record() for job in self.by_id.values()))
         self._undo.clear()
+        self._changed = False
 
     def rollback(self) -> None:
         while self._undo:

@@ -50,7 +50,6 @@ def _make_dir(path: str, mode: int = 0o700) -> None:
 def prepare(paths: bkm_paths.Paths):
     """Folders, the lock and the loaded store; raises StartupError with a one-line reason."""
     from bkmd import lock, store
-    from bkmd.jobs import Jobs
     from bkmd.settings import Settings
 
     try:
@@ -66,21 +65,22 @@ def prepare(paths: bkm_paths.Paths):
     except OSError as e:
         raise StartupError(f"cannot lock the store: {paths.lock}: {e.strerror}") from None
     try:
-        jobs = Jobs(paths.store, store.load_jobs(paths.store))
+        records = store.load_jobs(paths.store)
         settings = Settings(paths.settings, store.load_settings(paths.settings))
     except store.StoreError as e:
         held.release()
         raise StartupError(f"{e} (the file was left as it is; fix it or move it away)") from None
-    return held, jobs, settings
+    return held, records, settings
 
 
-async def serve(paths: bkm_paths.Paths, jobs, settings) -> None:
+async def serve(paths: bkm_paths.Paths, records: list[dict], settings) -> None:
     from bkmd import methods
     from bkmd.app import Daemon
     from bkmd.rpc import Dispatcher
     from bkmd.server import Server, SocketInUse
 
-    daemon = Daemon(paths, jobs, settings)
+    daemon = Daemon(paths, records, settings)
+    daemon.runs.mark_interrupted()
     dispatcher = Dispatcher(methods.build(daemon), daemon.commit)
     server = Server(dispatcher, allowed_uids={os.getuid(), 0})
     try:
@@ -90,14 +90,17 @@ async def serve(paths: bkm_paths.Paths, jobs, settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, daemon.stopping.set)
-    log.info("bkmd %s ready on %s (%d jobs, store %s)", __version__, paths.socket, len(jobs.by_id), paths.store)
+    daemon.runs.requeue()
+    daemon.save_quietly()
+    checkpoints = loop.create_task(daemon.checkpoints())
+    log.info("bkmd %s ready on %s (%d jobs, store %s)", __version__, paths.socket, len(daemon.jobs.by_id), paths.store)
     try:
         await daemon.stopping.wait()
-        log.info("stopping")
+        log.info("stopping: pausing %d running job(s)", len(daemon.runs.active))
     finally:
+        checkpoints.cancel()
+        await daemon.stop()
         await server.close()
-        if jobs.dirty or settings.dirty:
-            daemon.commit()
     log.info("stopped")
 
 
@@ -110,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         paths = bkm_paths.resolve(home=args.home, socket=args.socket, system=args.system)
-        held, jobs, settings = prepare(paths)
+        held, records, settings = prepare(paths)
         try:
-            asyncio.run(serve(paths, jobs, settings))
+            asyncio.run(serve(paths, records, settings))
         finally:
             held.release()
     except (StartupError, bkm_paths.PathError) as e:

@@ -10,6 +10,7 @@ from bkm import settings as schema
 from bkmd import validate
 from bkmd.app import Daemon
 from bkmd.errors import Invalid, InvalidParams
+from bkmd.job import event
 from bkmd.rpc import Registry
 
 
@@ -26,7 +27,7 @@ def _statuses(status: Any) -> set[str] | None:
 
 
 def build(daemon: Daemon) -> Registry:
-    jobs, settings = daemon.jobs, daemon.settings
+    jobs, settings, runs = daemon.jobs, daemon.settings, daemon.runs
     registry = Registry()
 
     def daemon_status() -> dict:
@@ -60,7 +61,25 @@ def build(daemon: Daemon) -> Registry:
         return [job.public() for job in jobs.list(_statuses(status))]
 
     def job_get(job) -> dict:
-        return jobs.find(job).public()
+        return jobs.find(job).detail()
+
+    def job_start(job) -> dict:
+        return runs.start(jobs.find(job)).public()
+
+    async def job_pause(job) -> dict:
+        return (await runs.pause(jobs.find(job))).public()
+
+    def events_subscribe(connection, jobs=None) -> dict:
+        if jobs is None:
+            keys = None
+            current = [j for j in daemon.jobs.by_id.values() if j.status in (model.RUNNING, model.QUEUED, model.PAUSED)]
+        else:
+            if not isinstance(jobs, list):
+                raise InvalidParams("Invalid params: 'jobs' must be a list of job names or ids")
+            current = [daemon.jobs.find(ref) for ref in jobs]
+            keys = {j.id for j in current}
+        daemon.events.subscribe(connection, "job_update", keys)
+        return {"subscribed": True, "jobs": [event(j) for j in current]}
 
     def job_update(job, name=None, source=None, dest=None, bwlimit=None, excludes=None) -> dict:
         target = jobs.find(job)
@@ -89,7 +108,9 @@ def build(daemon: Daemon) -> Registry:
         return {"key": key, "value": settings[key], "default": schema.DEFAULTS[key]}
 
     def settings_set(key, value) -> dict:
-        return {"key": key, "value": settings.set(key, value)}
+        answer = {"key": key, "value": settings.set(key, value)}
+        runs.setting_changed()  # e.g. more concurrent jobs: start queued ones now
+        return answer
 
     def settings_reset(key=None) -> dict:
         keys = settings.reset(key)
@@ -102,6 +123,9 @@ def build(daemon: Daemon) -> Registry:
     registry.add("job.get", job_get)
     registry.add("job.update", job_update, mutates=True)
     registry.add("job.delete", job_delete, mutates=True)
+    registry.add("job.start", job_start, mutates=True)
+    registry.add("job.pause", job_pause, mutates=True)
+    registry.add("events.subscribe", events_subscribe, wants_connection=True)
     registry.add("settings.get", settings_get)
     registry.add("settings.set", settings_set, mutates=True)
     registry.add("settings.reset", settings_reset, mutates=True)

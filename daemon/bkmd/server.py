@@ -70,15 +70,35 @@ def bind_socket(path: str) -> socket.socket:
 
 
 class Connection:
-    """One client. Later features (subscriptions) send it notifications through ``send``."""
+    """One client: answers go out with ``send``, notifications with ``notify``."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self._closers: list = []
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
         await self.writer.drain()
+
+    def notify(self, data: bytes, max_backlog: int) -> bool:
+        """Queue a notification without waiting; False when the client has stopped reading."""
+        transport = self.writer.transport
+        if transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > max_backlog:
+            transport.abort()
+            return False
+        self.writer.write(data)
+        return True
+
+    def on_close(self, callback) -> None:
+        self._closers.append(callback)
+
+    def closed(self) -> None:
+        for callback in self._closers:
+            callback()
+        self._closers.clear()
 
 
 class Server:
@@ -138,6 +158,7 @@ class Server:
         finally:
             self.connections.discard(connection)
             self.handlers.discard(task)
+            connection.closed()
             writer.close()
 
     async def _refuse(self, connection: Connection, message: str) -> None:

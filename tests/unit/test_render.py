@@ -6,8 +6,16 @@ import pytest
 from bkm import render
 
 
-@pytest.mark.parametrize("stamp", ["1970-01-01T00:00:00Z", "2000-02-29T12:34:56Z", "2026-11-28T17:52:13Z",
-                                   "2100-03-01T23:59:59Z", "1999-12-31T23:59:59Z"])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "1970-01-01T00:00:00Z",
+        "2000-02-29T12:34:56Z",
+        "2026-11-28T17:52:13Z",
+        "2100-03-01T23:59:59Z",
+        "1999-12-31T23:59:59Z",
+    ],
+)
 def test_parse_time_agrees_with_the_calendar(stamp):
     assert render.parse_time(stamp) == calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
 
@@ -24,14 +32,16 @@ def test_ago():
     assert render.ago(None, now) == "-"
 
 
-@pytest.mark.parametrize("count, text", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"),
-                                         (5 * 1024**3, "5.0 GiB"), (None, "-")])
+@pytest.mark.parametrize(
+    "count, text", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (5 * 1024**3, "5.0 GiB"), (None, "-")]
+)
 def test_human_bytes(count, text):
     assert render.human_bytes(count) == text
 
 
-@pytest.mark.parametrize("seconds, text", [(None, "-"), (5, "5s"), (125, "2m05s"), (7260, "2h01m"),
-                                           (3 * 86400 + 3600, "3d01h")])
+@pytest.mark.parametrize(
+    "seconds, text", [(None, "-"), (5, "5s"), (125, "2m05s"), (7260, "2h01m"), (3 * 86400 + 3600, "3d01h")]
+)
 def test_human_duration(seconds, text):
     assert render.human_duration(seconds) == text
 

@@ -1,0 +1,35 @@
+"""Following a run until it ends (bkm job start --wait): events pushed by bkmd, no polling."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from bkm import errors
+from bkm.cli.output import is_terminal
+
+# What a run's end means for `--wait` (and `bkm watch JOB`).
+EXIT_FOR_STATUS = {"completed": errors.OK, "failed": errors.FAILED, "paused": errors.CONFLICT}
+
+
+def follow(client, job_id: str, show_progress: bool) -> dict:
+    """Read job_update events for ``job_id`` until its run ends; return the last one."""
+    live = show_progress and is_terminal(sys.stderr)
+    try:
+        while True:
+            message = client.next_notification()
+            params = message.get("params") or {}
+            if message.get("method") != "job_update" or params.get("job_id") != job_id:
+                continue
+            if live:
+                width = shutil.get_terminal_size((80, 20)).columns
+                from bkm.render import cut, progress_line
+
+                sys.stderr.write("\r\x1b[K" + cut(progress_line(params), width - 1))
+                sys.stderr.flush()
+            if params.get("status") in EXIT_FOR_STATUS:
+                return params
+    finally:
+        if live:
+            sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -1,0 +1,112 @@
+"""One job as bkmd holds it: the contract's fields plus what only the daemon needs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def empty_progress() -> dict:
+    return {"percent": 0.0, "bytes_transferred": 0, "total_bytes": 0, "speed_bytes": 0, "eta_seconds": None}
+
+
+@dataclass(slots=True)
+class Job:
+    id: str
+    name: str
+    type: str
+    source: str
+    dest: str
+    bwlimit: int
+    excludes: list[str]
+    status: str
+    created_at: str
+    updated_at: str
+    progress: dict = field(default_factory=empty_progress)
+    last_run: dict | None = None
+    # Earlier runs, newest last, at most the setting keep_runs.
+    runs: list[dict] = field(default_factory=list)
+    # Store-wide change counter: orders jobs changed within the same second.
+    rev: int = 0
+    # The transfer process of a running job (pid, and its start time in clock ticks since
+    # boot, so a pid reused by another process is never mistaken for it).
+    pid: int | None = None
+    pid_start: int | None = None
+
+    def public(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "source": self.source,
+            "dest": self.dest,
+            "bwlimit": self.bwlimit,
+            "excludes": list(self.excludes),
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "progress": dict(self.progress),
+            "last_run": dict(self.last_run) if self.last_run else None,
+        }
+
+    def detail(self) -> dict:
+        """The public fields plus the run history (job.get only: lists stay small)."""
+        data = self.public()
+        data["runs"] = [dict(run) for run in self.runs]
+        return data
+
+    def record(self) -> dict:
+        record = self.public()
+        # Two places keep the float out of exponent form, which YAML 1.1 would read as text.
+        record["progress"]["percent"] = round(float(record["progress"].get("percent") or 0.0), 2)
+        record["runs"] = self.runs
+        record["rev"] = self.rev
+        record["pid"] = self.pid
+        record["pid_start"] = self.pid_start
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> Job:
+        progress = empty_progress()
+        if isinstance(record.get("progress"), dict):
+            progress.update(record["progress"])
+        runs = record.get("runs")
+        return cls(
+            id=record["id"],
+            name=record["name"],
+            type=record["type"],
+            source=record["source"],
+            dest=record["dest"],
+            bwlimit=record["bwlimit"],
+            excludes=list(record["excludes"]),
+            status=record["status"],
+            created_at=record["created_at"],
+            updated_at=record["updated_at"],
+            progress=progress,
+            last_run=record.get("last_run"),
+            runs=runs if isinstance(runs, list) else [],
+            rev=int(record.get("rev") or 0),
+            pid=record.get("pid"),
+            pid_start=record.get("pid_start"),
+        )
+
+
+def event(job: Job) -> dict:
+    """The contract's job_update event."""
+    progress = job.progress
+    return {
+        "event": "job_update",
+        "job_id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "percent": progress.get("percent", 0.0),
+        "bytes_transferred": progress.get("bytes_transferred", 0),
+        "total_bytes": progress.get("total_bytes", 0),
+        "speed_bytes": progress.get("speed_bytes", 0),
+        "eta_seconds": progress.get("eta_seconds"),
+        "time": now(),
+    }

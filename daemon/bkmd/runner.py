@@ -1,0 +1,141 @@
+"""One supervised transfer: a child process in its own process group that dies with bkmd.
+
+The runner only reports (started, output, exit) to the callbacks it was given; what those
+mean for the job is decided by ``jobs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("bkmd.runner")
+
+PR_SET_PDEATHSIG = 1
+READ_SIZE = 65536
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    def preexec() -> None:
+        # In the child, before exec: SIGTERM when bkmd dies (SIGTERM, not SIGKILL, so rsync
+        # still keeps its partial file), and give up at once if bkmd is already gone.
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (/proc/PID/stat field 22)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Transfer:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict,
+        on_started: Callable[[int, int | None], None],
+        on_output: Callable[[str, bytes], None],
+        on_exit: Callable[[int | None, str | None], None],
+    ) -> None:
+        self.argv = argv
+        self.env = env
+        self.on_started = on_started
+        self.on_output = on_output
+        self.on_exit = on_exit
+        self.process: asyncio.subprocess.Process | None = None
+        self.stop_requested = False
+        self.done = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            try:
+                self.process = await asyncio.create_subprocess_exec(
+                    *self.argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=self.env,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent(os.getpid()),
+                )
+            except OSError as e:
+                self.on_exit(None, f"cannot run {self.argv[0]}: {e.strerror or e}")
+                return
+            pid = self.process.pid
+            self.on_started(pid, process_start_time(pid))
+            if self.stop_requested:  # a pause arrived while the process was being started
+                self._signal(signal.SIGTERM)
+            await asyncio.gather(self._pump(self.process.stdout, "out"), self._pump(self.process.stderr, "err"))
+            code = await self.process.wait()
+            await self._wait_group_gone(pid)
+            self.on_exit(code, None)
+        except Exception as e:  # the job must never stay "running" because of a bug here
+            log.exception("transfer supervision failed")
+            self.on_exit(None, f"bkmd lost track of the transfer: {e}")
+        finally:
+            self.done.set()
+
+    async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
+        while True:
+            data = await stream.read(READ_SIZE)
+            if not data:
+                return
+            self.on_output(name, data)
+
+    async def _wait_group_gone(self, pgid: int, timeout: float = 5.0) -> None:
+        """rsync's helper processes share its group: the run is over when all of them are."""
+        deadline = time.monotonic() + timeout
+        while group_alive(pgid):
+            if time.monotonic() > deadline:
+                self._signal(signal.SIGKILL)
+                return
+            await asyncio.sleep(0.05)
+
+    def _signal(self, signum: int) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to the whole group (partial data is kept), SIGKILL after ``grace``; reaped."""
+        self.stop_requested = True
+        self._signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.done.wait(), grace)
+        except asyncio.TimeoutError:
+            log.warning("transfer %s ignored SIGTERM for %.0f s: killing it", self.argv[0], grace)
+            self._signal(signal.SIGKILL)
+            await self.done.wait()
