@@ -69,8 +69,8 @@ def report(label: str, value: float, reference: float, reference_label: str, bud
 
 
 class Daemon:
-    def __init__(self) -> None:
-        self.home = tempfile.mkdtemp(prefix="bkm-bench-", dir="/tmp")
+    def __init__(self, base: str | None = None) -> None:
+        self.home = tempfile.mkdtemp(prefix="bkm-bench-", dir=base or "/tmp")
         self.socket = os.path.join(self.home, "bkmd.sock")
         self.proc: subprocess.Popen | None = None
         self.env = dict(environment(), BKM_HOME=self.home)

@@ -80,12 +80,14 @@ class Jobs:
                 {"status": job.status},
             )
 
-    def set_status(self, job: Job, status: str) -> None:
-        """Every status change passes here: stamped, saved with the next commit, announced."""
+    def set_status(self, job: Job, status: str, announce: bool = True) -> None:
+        """Every status change passes here: stamped, saved with the next commit, announced
+        (by the caller, with ``announce=False``, when it must save first)."""
         job.status = status
         self._touch(job)
         self._changed = True
-        self.publish_progress(job)
+        if announce:
+            self.publish_progress(job)
 
     def publish_progress(self, job: Job) -> None:
         self.publish("job_update", job.id, event(job))

@@ -132,9 +132,11 @@ class Runs:
         self.jobs.publish_progress(job)
 
     def _started(self, run: Run, pid: int, start: int | None) -> None:
+        # Saved with the next checkpoint, not now: an fsync while the transfer writes makes
+        # the filesystem flush the transfer's data too (measured: +10 % on a 600 MiB copy).
+        # Until then PR_SET_PDEATHSIG alone ends the process if bkmd dies.
         run.job.pid, run.job.pid_start = pid, start
         self.jobs.progress_changed()
-        self.save()
 
     def _output(self, run: Run, stream: str, data: bytes) -> None:
         samples, lines = run.parser.feed(stream, data)
@@ -196,9 +198,10 @@ class Runs:
             f"run {summary}; {record['bytes']} bytes in {record['duration_seconds']} s",
             "error" if status == model.FAILED else "info",
         )
-        self.jobs.set_status(job, status)
+        self.jobs.set_status(job, status, announce=False)
+        self.save()  # saved before anyone hears of it: `--wait` returning means it is on disk
+        self.jobs.publish_progress(job)
         self._start_queued()
-        self.save()
 
     def _start_queued(self) -> None:
         while self.queue and len(self.active) < self.settings["max_concurrent_jobs"]:

@@ -1,0 +1,116 @@
+"""Budget: bkmd uses at most 2 % of one core during a throttled transfer watched by 5
+subscribers. The transfer's own rsync processes, measured in the same run, are the reference."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from common import Daemon, environment, install, tool
+
+MIB = 1024 * 1024
+SUBSCRIBERS = 5
+LIMIT_KIB = 2048
+SIZE = 40 * MIB  # about 20 s at the limit
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    # utime, stime, cutime, cstime (fields 14-17); children count once they are reaped.
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+sockets: list[socket.socket] = []
+
+
+def subscriber(path: str, counts: list, index: int) -> None:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(path)
+    sock.sendall(b'{"jsonrpc":"2.0","method":"events.subscribe","id":1}\n')
+    reader = sock.makefile("rb")
+    sockets.append(sock)
+    for line in reader:  # until main() shuts the socket down
+        if b"job_update" in line:
+            counts[index] += 1
+    sock.close()
+
+
+def main() -> int:
+    install()
+    daemon = Daemon()
+    try:
+        source = os.path.join(daemon.home, "src")
+        os.makedirs(source)
+        with open(os.path.join(source, "data.bin"), "wb") as f:
+            f.write(os.urandom(SIZE))
+        daemon.start()
+        env = dict(environment(), BKM_HOME=daemon.home)
+        subprocess.run(
+            [
+                tool("bkm"),
+                "job",
+                "create",
+                "cpu",
+                "--type",
+                "rsync",
+                "--source",
+                source + "/",
+                "--dest",
+                os.path.join(daemon.home, "dst"),
+                "--bwlimit",
+                str(LIMIT_KIB),
+            ],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        counts = [0] * SUBSCRIBERS
+        threads = [threading.Thread(target=subscriber, args=(daemon.socket, counts, i)) for i in range(SUBSCRIBERS)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        pid = daemon.proc.pid
+        own_before = own_cpu_seconds(pid)
+        with_children_before = cpu_seconds(pid)
+        began = time.perf_counter()
+        subprocess.run([tool("bkm"), "job", "start", "cpu", "--wait"], check=True, env=env)
+        wall = time.perf_counter() - began
+        own = own_cpu_seconds(pid) - own_before
+        children = cpu_seconds(pid) - with_children_before - own
+        for sock in sockets:
+            sock.shutdown(socket.SHUT_RDWR)
+        for t in threads:
+            t.join(5)
+        job = json.loads(
+            subprocess.run(
+                [tool("bkm"), "job", "show", "cpu", "--json"], env=env, capture_output=True, check=True
+            ).stdout
+        )
+    finally:
+        daemon.cleanup()
+    share = 100 * own / wall
+    ok = share <= 2.0
+    print(
+        f"throttled transfer ({SIZE // MIB} MiB at {LIMIT_KIB} KiB/s, {wall:.1f} s, status {job['status']}), "
+        f"{SUBSCRIBERS} subscribers received {min(counts)}-{max(counts)} events each"
+    )
+    print(
+        f"bkmd: {own:.2f} s CPU = {share:.2f} % of one core (budget <= 2 %) {'OK' if ok else 'OVER BUDGET'}; "
+        f"reference, the rsync processes: {children:.2f} s = {100 * children / wall:.2f} %; "
+        f"ratio bkmd/rsync {own / children if children else float('nan'):.2f}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
