@@ -50,7 +50,7 @@ class Client:
         self.paths = paths
         self.timeout = timeout
         self._sock: socket.socket | None = None
-        self._file = None
+        self._buffer = b""
         self._next_id = 0
         self.notifications: list[dict] = []  # arrived while waiting for an answer
 
@@ -64,6 +64,7 @@ class Client:
         sock.settimeout(self.timeout)
         try:
             sock.connect(path)
+            sock.settimeout(None)  # reads wait with select (see _readline)
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()
             raise errors.BkmError(
@@ -82,14 +83,12 @@ class Client:
                 f"cannot reach bkmd at {path}: {e.strerror or e}", errors.UNREACHABLE, start_hint(self.paths)
             ) from None
         self._sock = sock
-        self._file = sock.makefile("rb")
+        self._buffer = b""
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
         if self._sock is not None:
             self._sock.close()
-        self._sock = self._file = None
+        self._sock = None
 
     def __enter__(self) -> Client:
         return self
@@ -105,28 +104,50 @@ class Client:
         except OSError as e:
             raise self._lost(e) from None
 
-    def receive(self) -> Any:
+    def _readline(self, timeout: float | None) -> bytes | None:
+        """One line; None if ``timeout`` passed first. Our own buffer, so that a timeout never
+        leaves a half-read line behind (socket files are unusable after one)."""
+        import select
+
+        while b"\n" not in self._buffer:
+            if timeout is not None and not select.select([self._sock], [], [], timeout)[0]:
+                return None
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise self._lost(None)
+            self._buffer += chunk
+            if len(self._buffer) > protocol.MAX_LINE_BYTES * 64:
+                raise errors.BkmError("bkmd sent an answer too long to read", errors.FAILED)
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def receive(self, timeout: float | None = -1) -> Any:
+        """The next message; with a ``timeout`` (seconds), None if nothing came in time."""
         try:
-            line = self._file.readline(protocol.MAX_LINE_BYTES * 64)
-        except TimeoutError:
-            raise errors.BkmError(
-                f"bkmd did not answer within {self.timeout:.0f} s",
-                errors.UNREACHABLE,
-                "it may be stopped or overloaded; check it with: bkm status",
-            ) from None
+            if timeout == -1:  # an answer is due: wait at most the call timeout
+                line = self._readline(self.timeout)
+                if line is None:
+                    raise errors.BkmError(
+                        f"bkmd did not answer within {self.timeout:.0f} s",
+                        errors.UNREACHABLE,
+                        "it may be stopped or overloaded; check it with: bkm status",
+                    )
+            else:
+                line = self._readline(timeout)
+                if line is None:
+                    return None
         except OSError as e:
             raise self._lost(e) from None
-        if not line:
-            raise self._lost(None)
         return json.loads(line)
 
-    def next_notification(self, timeout: float | None = None) -> dict:
-        """The next notification (job_update, log_line), waiting as long as it takes."""
+    def next_notification(self, timeout: float | None = None) -> dict | None:
+        """The next notification (job_update, log_line); None if ``timeout`` passed first."""
         if self.notifications:
             return self.notifications.pop(0)
-        self._sock.settimeout(timeout)
         while True:
-            message = self.receive()
+            message = self.receive(timeout)
+            if message is None:
+                return None
             if isinstance(message, dict) and "method" in message:
                 return message
 

@@ -124,3 +124,59 @@ def progress_line(event: dict) -> str:
     if event.get("eta_seconds") is not None and event.get("status") == "running":
         parts.append(f"ETA {human_duration(event['eta_seconds'])}")
     return "  ".join(parts)
+
+
+STATUS_COLOURS = {
+    "running": "36",  # cyan
+    "queued": "33",  # yellow
+    "paused": "35",  # magenta
+    "completed": "32",  # green
+    "failed": "31;1",  # bold red
+    "interrupted": "31",  # red
+}
+
+
+def colours_wanted(stream) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    import os
+
+    try:
+        return stream.isatty() and not os.environ.get("NO_COLOR")
+    except (AttributeError, ValueError):
+        return False
+
+
+def paint(text: str, code: str | None, enabled: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if enabled and code else text
+
+
+def status_text(status: str, enabled: bool) -> str:
+    return paint(status, STATUS_COLOURS.get(status), enabled)
+
+
+def row(event: dict, width: int, colour: bool) -> str:
+    """One job of the live view in at most ``width - 1`` columns (the last one would wrap):
+    speed and ETA give way first, then the bar."""
+    status = event.get("status", "")
+    percent = event.get("percent") or 0.0
+    total = event.get("total_bytes") or 0
+    moved = human_bytes(event.get("bytes_transferred") or 0) + (f"/{human_bytes(total)}" if total else "")
+    running = status == "running"
+    speed = f"{human_bytes(event['speed_bytes'])}/s" if event.get("speed_bytes") and running else ""
+    eta = f"ETA {human_duration(event['eta_seconds'])}" if event.get("eta_seconds") is not None and running else ""
+    name_width = max(8, min(24, width // 4))
+    fixed = name_width + 1 + 12 + 1  # name, status
+    for tail in (
+        f" {percent:5.1f}%  {moved:>19}  {speed:>12}  {eta:>10}",
+        f" {percent:5.1f}%  {moved}",
+        f" {percent:5.1f}%",
+    ):
+        bar_width = width - 1 - fixed - 2 - len(tail)
+        if bar_width >= 10:
+            break
+    bar_text = f"[{bar(percent, bar_width)}]" if bar_width >= 3 else ""
+    name = cut(safe(event.get("name", "")), name_width).ljust(name_width)
+    line = f"{name} {status:<12} {bar_text}{tail}"
+    visible = cut(line, max(width - 1, 1))
+    # Colour the status only once the line fits, so cutting never splits an escape sequence.
+    return visible.replace(f" {status:<12} ", f" {paint(f'{status:<12}', STATUS_COLOURS.get(status), colour)} ", 1)

@@ -17,7 +17,10 @@ from bkm.errors import INTERRUPTED, USAGE, BkmError
 
 COMMANDS = {
     "job": ("bkm.cli.job", "job", "Create, list, show, edit, start, pause and delete backup jobs."),
-    "status": ("bkm.cli.status", "status", "Show the daemon and a count of jobs by status."),
+    "watch": ("bkm.cli.watch", "watch", "Watch running, queued and paused jobs live."),
+    "logs": ("bkm.cli.logs", "logs", "Show, search, export or follow job logs."),
+    "status": ("bkm.cli.status", "status", "The dashboard: daemon, job counts, active jobs, recent activity."),
+    "recover": ("bkm.cli.recover", "recover", "Make jobs interrupted by a bkmd crash resumable (or dismiss them)."),
     "settings": ("bkm.cli.settings", "settings", "Show and change bkmd's settings."),
     "daemon": ("bkm.cli.daemon", "daemon", "Control the bkmd daemon."),
 }

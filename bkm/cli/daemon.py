@@ -24,14 +24,12 @@ def stop(obj) -> None:
     with obj.client() as client:
         answer = client.call("daemon.shutdown")
         # bkmd hangs up on every client as it exits: wait for that, with a deadline.
-        client._sock.settimeout(STOP_DEADLINE)
         deadline = time.monotonic() + STOP_DEADLINE
         try:
-            while client._file.readline() and time.monotonic() < deadline:
-                pass
-        except OSError:
-            pass
+            while time.monotonic() < deadline:
+                client.receive(timeout=max(deadline - time.monotonic(), 0.01))
+        except BkmError:
+            pass  # the connection closed: bkmd is gone
         else:
-            if time.monotonic() >= deadline:
-                raise BkmError(f"bkmd (pid {answer['pid']}) did not stop within {STOP_DEADLINE:.0f} s", FAILED)
+            raise BkmError(f"bkmd (pid {answer['pid']}) did not stop within {STOP_DEADLINE:.0f} s", FAILED)
     echo(f"bkmd (pid {answer['pid']}) stopped")

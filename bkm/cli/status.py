@@ -1,6 +1,9 @@
-"""bkm status: the daemon and the jobs at a glance."""
+"""bkm status: the dashboard."""
 
 from __future__ import annotations
+
+import shutil
+import sys
 
 import click
 
@@ -11,7 +14,8 @@ from bkm.cli.output import echo, print_json
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_obj
 def status(obj, as_json) -> None:
-    """Show bkmd's pid, version and uptime, and how many jobs are in each status."""
+    """The dashboard: bkmd's pid, version, uptime and socket; jobs by status; active jobs with
+    their progress; recent activity; and a warning naming interrupted jobs."""
     from bkm import render
 
     with obj.client() as client:
@@ -19,8 +23,32 @@ def status(obj, as_json) -> None:
     if as_json:
         print_json(info)
         return
-    counts = ", ".join(f"{n} {name}" for name, n in info["counts"].items() if n) or "none yet"
+    colour = render.colours_wanted(sys.stdout)
+    width = shutil.get_terminal_size((100, 24)).columns
+    counts = ", ".join(f"{n} {render.status_text(name, colour)}" for name, n in info["counts"].items() if n)
     echo(f"bkmd {info['version']}, pid {info['pid']}, up {render.human_duration(info['uptime_seconds'])}")
     echo(f"socket: {render.safe(info['socket'])}")
-    echo(f"store:  {render.safe(info['store'])}")
-    echo(f"jobs:   {info['jobs']} ({counts})")
+    echo(f"jobs:   {info['jobs']} ({counts or 'none yet'})")
+    if info.get("interrupted"):
+        names = ", ".join(render.safe(n) for n in info["interrupted"])
+        echo("")
+        echo(render.paint(f"warning: interrupted when bkmd stopped: {names}", "31;1", colour))
+        echo("  resume them with: bkm recover && bkm job start NAME   (or give up: bkm recover --dismiss)")
+    echo("")
+    echo("active:")
+    for event in info.get("active") or []:
+        echo("  " + render.row(event, width - 2, colour))
+    if not info.get("active"):
+        echo("  nothing running, queued or paused")
+    echo("")
+    echo("recent activity:")
+    for entry in info.get("recent") or []:
+        detail = f"  {render.safe(entry['detail'])}" if entry.get("detail") else ""
+        line = f"  {entry['time']}  {render.safe(entry['name'])}  {entry['status']}{detail}"
+        echo(
+            render.cut(line, max(width - 1, 20)).replace(
+                f"  {entry['status']}", "  " + render.status_text(entry["status"], colour), 1
+            )
+        )
+    if not info.get("recent"):
+        echo("  none yet")

@@ -8,6 +8,7 @@ import os
 import time
 
 from bkm import paths as bkm_paths
+from bkmd.activity import Activity
 from bkmd.errors import Unavailable
 from bkmd.events import Events
 from bkmd.jobs import Jobs
@@ -26,11 +27,19 @@ class Daemon:
         self.events = Events()
         self.jobs = Jobs(paths.store, records, self.events.publish)
         self.logs = JobLogs(paths.logs, settings)
+        self.logs.listeners.append(self._announce_log_line)
+        self.activity = Activity(os.path.join(paths.state_dir, "activity.log"))
+        self.jobs.on_status.append(self.activity.record)
         self.runs = Runs(self.jobs, settings, self.logs, self.save_quietly)
         self.pid = os.getpid()
         self.started_monotonic = time.monotonic()
         self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.stopping = asyncio.Event()
+
+    def _announce_log_line(self, job_id: str, line: str) -> None:
+        job = self.jobs.by_id.get(job_id)
+        params = {"job_id": job_id, "name": job.name if job else None, "line": line}
+        self.events.publish("log_line", job_id, params)
 
     def commit(self) -> None:
         """Write what changed; if the disk refuses, undo it in memory too and tell the caller."""

@@ -30,6 +30,7 @@ class Jobs:
         self.rev = max((job.rev for job in self.by_id.values()), default=0)
         self._undo: list[Callable[[], None]] = []
         self._changed = False  # changes that need saving but cannot be undone (status, progress)
+        self.on_status: list[Callable[[Job], None]] = []  # told of every status change
 
     def _add(self, job: Job) -> None:
         self.by_id[job.id] = job
@@ -86,6 +87,8 @@ class Jobs:
         job.status = status
         self._touch(job)
         self._changed = True
+        for callback in self.on_status:
+            callback(job)
         if announce:
             self.publish_progress(job)
 

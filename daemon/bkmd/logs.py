@@ -58,6 +58,39 @@ class JobLogs:
                 os.replace(older, f"{path}.{n + 1}")
         os.replace(path, f"{path}.1")
 
+    def files(self, job_id: str) -> list[str]:
+        """The job's log and its rotated predecessors, newest first."""
+        path = self.path(job_id)
+        found = [path] if os.path.exists(path) else []
+        n = 1
+        while os.path.exists(f"{path}.{n}"):
+            found.append(f"{path}.{n}")
+            n += 1
+        return found
+
+    def read(self, job_id: str, count: int, cursor: list | None) -> tuple[list[tuple[int, int, str]], list | None]:
+        """The ``count`` lines before ``cursor`` ([file index, offset]; None: the newest), oldest
+        first as (file index, offset, line), across rotated files; and the cursor for the page
+        before, None when the log has nothing older."""
+        files = self.files(job_id)
+        index, end = (cursor[0], cursor[1]) if cursor else (0, None)
+        taken: list[tuple[int, int, str]] = []
+        while len(taken) < count and index < len(files):
+            got, first = lines_before(files[index], end, count - len(taken))
+            taken = [(index, offset, line) for offset, line in got] + taken
+            if len(taken) < count or first == 0:
+                index, end = index + 1, None
+            else:
+                end = first
+        if len(taken) < count and index >= len(files):
+            return taken, None
+        earliest = taken[0] if taken else None
+        if earliest is None:
+            return taken, None
+        if earliest[1] == 0:
+            return taken, ([earliest[0] + 1, None] if earliest[0] + 1 < len(files) else None)
+        return taken, [earliest[0], earliest[1]]
+
     def remove(self, job_id: str) -> None:
         path = self.path(job_id)
         for candidate in [path] + [f"{path}.{n}" for n in range(1, self.settings["log_backups"] + 2)]:
@@ -65,3 +98,43 @@ class JobLogs:
                 os.unlink(candidate)
             except FileNotFoundError:
                 pass
+
+
+BLOCK = 65536
+
+
+def lines_before(path: str, end: int | None, count: int) -> tuple[list[tuple[int, str]], int]:
+    """Up to ``count`` lines before byte ``end`` of ``path`` (None: its end), oldest first, each
+    with its offset; and the offset of the earliest, to continue from. Reads backwards from
+    ``end``, so the cost follows ``count``, not the size of the file."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return [], 0
+    lines: list[tuple[int, bytes]] = []
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        position = size if end is None else min(end, size)
+        buffer = b""
+        while position > 0 and len(lines) < count:
+            start = max(0, position - BLOCK)
+            f.seek(start)
+            buffer = f.read(position - start) + buffer
+            position = start
+            if position > 0:
+                cut = buffer.find(b"\n")
+                if cut < 0:
+                    continue  # no whole line yet: read further back
+                head, body, offset = buffer[: cut + 1], buffer[cut + 1 :], position + cut + 1
+            else:
+                head, body, offset = b"", buffer, 0
+            found = []
+            for part in body.split(b"\n"):
+                if part:
+                    found.append((offset, part))
+                offset += len(part) + 1
+            lines = found + lines
+            buffer = head
+    lines = lines[-count:] if count > 0 else []
+    first = lines[0][0] if lines else 0
+    return [(offset, part.decode("utf-8", "replace")) for offset, part in lines], first

@@ -26,6 +26,17 @@ def _statuses(status: Any) -> set[str] | None:
     return set(values)
 
 
+def _valid_cursor(cursor: Any) -> bool:
+    return (
+        isinstance(cursor, list)
+        and len(cursor) == 2
+        and isinstance(cursor[0], int)
+        and not isinstance(cursor[0], bool)
+        and cursor[0] >= 0
+        and (cursor[1] is None or (isinstance(cursor[1], int) and cursor[1] >= 0))
+    )
+
+
 def build(daemon: Daemon) -> Registry:
     jobs, settings, runs = daemon.jobs, daemon.settings, daemon.runs
     registry = Registry()
@@ -44,6 +55,9 @@ def build(daemon: Daemon) -> Registry:
             "system": daemon.paths.system,
             "jobs": len(jobs.by_id),
             "counts": jobs.counts(),
+            "active": [event(j) for j in jobs.list({model.RUNNING, model.QUEUED, model.PAUSED})],
+            "recent": daemon.activity.newest(10),
+            "interrupted": [j.name for j in jobs.list({model.INTERRUPTED})],
         }
 
     def daemon_shutdown() -> dict:
@@ -100,6 +114,69 @@ def build(daemon: Daemon) -> Registry:
         jobs.delete(target)
         return {"deleted": True, "id": target.id, "name": target.name}
 
+    def logs_read(job=None, lines=500, before=None) -> dict:
+        if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= 100_000:
+            raise Invalid({"lines": "must be a whole number from 1 to 100000"})
+        if job is not None:
+            target = jobs.find(job)
+            if before is not None and not _valid_cursor(before):
+                raise InvalidParams("Invalid params: 'before' must be the cursor a previous page returned")
+            taken, cursor = daemon.logs.read(target.id, lines, before)
+            return {
+                "lines": [{"job_id": target.id, "name": target.name, "line": text} for _, _, text in taken],
+                "before": cursor,
+            }
+        return _merged(lines, before)
+
+    def _merged(count: int, before: Any) -> dict:
+        """Every job's log, merged in time order. The cursor maps each job whose log has more
+        to show to its position (null: from the newest line); a job missing from it is done."""
+        if before is not None and not (
+            isinstance(before, dict) and all(c is None or _valid_cursor(c) for c in before.values())
+        ):
+            raise InvalidParams("Invalid params: 'before' must be the cursor a previous page returned")
+        pages = {}
+        candidates = []
+        for target in jobs.by_id.values():
+            if before is not None and target.id not in before:
+                continue
+            start = before.get(target.id) if before else None
+            taken, following = daemon.logs.read(target.id, count, start)
+            pages[target.id] = (start, taken, following)
+            candidates += [(text[:20], n, target, text) for n, (_, _, text) in enumerate(taken)]
+        candidates.sort(key=lambda c: c[0])  # stable: each job's own order is kept
+        chosen = candidates[-count:]
+        first_chosen: dict[str, int] = {}
+        for _, n, target, _ in chosen:
+            first_chosen[target.id] = min(n, first_chosen.get(target.id, n))
+        cursors: dict[str, Any] = {}
+        for job_id, (start, taken, following) in pages.items():
+            if job_id not in first_chosen:
+                if taken:
+                    cursors[job_id] = start  # nothing of it shown yet: same place next time
+            elif first_chosen[job_id] == 0:
+                if following is not None:
+                    cursors[job_id] = following
+            else:
+                index, offset, _ = taken[first_chosen[job_id]]
+                cursors[job_id] = [index, offset]
+        lines = [{"job_id": t.id, "name": t.name, "line": text} for _, _, t, text in chosen]
+        return {"lines": lines, "before": cursors or None}
+
+    def logs_follow(connection, job=None) -> dict:
+        keys = None if job is None else {jobs.find(job).id}
+        daemon.events.subscribe(connection, "log_line", keys)
+        return {"following": True}
+
+    def recovery_list() -> list[dict]:
+        return [j.public() for j in jobs.list({model.INTERRUPTED})]
+
+    def recovery_recover() -> list[dict]:
+        return [runs.recover(j).public() for j in jobs.list({model.INTERRUPTED})]
+
+    def recovery_dismiss() -> list[dict]:
+        return [runs.dismiss(j).public() for j in jobs.list({model.INTERRUPTED})]
+
     def settings_get(key=None) -> Any:
         if key is None:
             return settings.all()
@@ -126,6 +203,11 @@ def build(daemon: Daemon) -> Registry:
     registry.add("job.start", job_start, mutates=True)
     registry.add("job.pause", job_pause, mutates=True)
     registry.add("events.subscribe", events_subscribe, wants_connection=True)
+    registry.add("logs.read", logs_read)
+    registry.add("logs.follow", logs_follow, wants_connection=True)
+    registry.add("recovery.list", recovery_list)
+    registry.add("recovery.recover", recovery_recover, mutates=True)
+    registry.add("recovery.dismiss", recovery_dismiss, mutates=True)
     registry.add("settings.get", settings_get)
     registry.add("settings.set", settings_set, mutates=True)
     registry.add("settings.reset", settings_reset, mutates=True)

@@ -218,6 +218,22 @@ class Runs:
             job.pid = job.pid_start = None
             self.jobs.set_status(job, model.INTERRUPTED)
 
+    def recover(self, job: Job) -> Job:
+        """Interrupted -> paused: the next start continues the run."""
+        self.jobs.check("recover", job)
+        self.logs.write(job.id, "recovered after bkmd stopped: paused, ready to resume")
+        self.jobs.set_status(job, model.PAUSED)
+        return job
+
+    def dismiss(self, job: Job) -> Job:
+        """Interrupted -> failed, with the error "interrupted"."""
+        self.jobs.check("dismiss", job)
+        if job.last_run is not None:
+            job.last_run = dict(job.last_run, error="interrupted", finished_at=job.last_run.get("finished_at") or now())
+        self.logs.write(job.id, "dismissed after bkmd stopped: failed (interrupted)", "error")
+        self.jobs.set_status(job, model.FAILED)
+        return job
+
     def requeue(self) -> None:
         """Jobs queued when bkmd last stopped queue again, in their order."""
         queued = sorted(self.jobs.with_status(model.QUEUED), key=lambda job: (job.updated_at, job.rev))
