@@ -8,40 +8,10 @@ import threading
 import time
 
 import pytest
-from helpers import RawClient, bkm, wait_for
+from helpers import MIB, RawClient, bkm, create, inodes, make_tree, tree, wait_for
 
 KIB = 1024
-MIB = 1024 * 1024
 TOOLS = ["rsync", "rclone"]
-
-
-def make_tree(root: str, files: dict[str, int]) -> None:
-    for name, size in files.items():
-        path = os.path.join(root, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(os.urandom(size))
-
-
-def tree(root: str) -> dict[str, bytes]:
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".rsync-partial"]
-        for name in files:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, root)] = f.read()
-    return found
-
-
-def inodes(root: str) -> dict[str, int]:
-    return {name: os.stat(os.path.join(root, name)).st_ino for name in tree(root)}
-
-
-def create(home: str, name: str, tool: str, source: str, dest: str, *extra: str) -> dict:
-    out = bkm(home, "job", "create", name, "--type", tool, "--source", source, "--dest", dest, *extra, "--json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 class Events:

@@ -1,0 +1,263 @@
+"""bkm watch, bkm logs and the bkm status dashboard, against a real bkmd and real transfers."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from helpers import MIB, Bkmd, bkm, create, make_tree, program, wait_for
+
+
+def start_throttled(home: str, name: str, size: int = 3 * MIB, limit: int = 1024) -> None:
+    source = os.path.join(home, name + "-src")
+    make_tree(source, {"data.bin": size})
+    create(home, name, "rsync", source + "/", os.path.join(home, name + "-dst"), "--bwlimit", str(limit))
+    assert bkm(home, "job", "start", name).returncode == 0
+
+
+def test_watch_in_a_real_terminal(bkmd):
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed (scripts/setup installs it)")
+    session = f"bkm{os.getpid()}"
+    start_throttled(bkmd.home, "tv", size=4 * MIB)
+    command = " ".join(program("bkm")) + " watch tv; echo EXIT=$?; sleep 30"
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "120",
+            "-y",
+            "20",
+            "env",
+            f"BKM_HOME={bkmd.home}",
+            "TERM=xterm",
+            "sh",
+            "-c",
+            command,
+        ],
+        check=True,
+    )
+    try:
+
+        def screen() -> str:
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+        def bar_fill() -> int:
+            rows = [line for line in screen().splitlines() if line.startswith("tv ")]
+            return rows[0].count("#") if rows else -1
+
+        first = wait_for(lambda: bar_fill() > 0 and bar_fill(), 20, interval=0.1, what="a progress bar")
+        wait_for(lambda: bar_fill() > first, 20, interval=0.1, what="the bar to advance")
+        final = wait_for(lambda: "EXIT=" in screen() and screen(), 30, interval=0.2, what="watch to end")
+        rows = [line for line in final.splitlines() if line.startswith("tv ")]
+        assert len(rows) == 1  # redrawn in place, not scrolled
+        assert "completed" in rows[0] and "100.0%" in rows[0]
+        assert "EXIT=0" in final
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_watch_json_streams_events_to_the_final_status(bkmd):
+    start_throttled(bkmd.home, "wj", size=2 * MIB)
+    out = bkm(bkmd.home, "watch", "wj", "--json")
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert all(e["event"] == "job_update" and e["name"] == "wj" for e in events)
+    assert set(events[0]) == {
+        "event",
+        "job_id",
+        "name",
+        "status",
+        "percent",
+        "bytes_transferred",
+        "total_bytes",
+        "speed_bytes",
+        "eta_seconds",
+        "time",
+    }
+    assert events[-1]["status"] == "completed" and events[-1]["percent"] == 100.0
+    assert len(events) >= 2
+
+
+def test_watch_exit_codes(bkmd, data_dir):
+    create(bkmd.home, "done", "rsync", data_dir + "/", os.path.join(bkmd.home, "d1"))
+    assert bkm(bkmd.home, "job", "start", "done", "--wait").returncode == 0
+    assert bkm(bkmd.home, "watch", "done").returncode == 0  # nothing running: ends at once
+    create(bkmd.home, "broken", "rsync", data_dir + "/", os.path.join(bkmd.home, "d2"))
+    os.rename(data_dir, data_dir + ".gone")
+    bkm(bkmd.home, "job", "start", "broken", "--wait")
+    assert bkm(bkmd.home, "watch", "broken").returncode == 1
+    assert bkm(bkmd.home, "watch", "ghost").returncode == 4
+    start_throttled(bkmd.home, "p", size=4 * MIB, limit=512)
+    waiter = subprocess.Popen(
+        ["env", f"BKM_HOME={bkmd.home}", *program("bkm"), "watch", "p"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)  # let it subscribe; the pause below is what it must see
+    assert bkm(bkmd.home, "job", "pause", "p").returncode == 0
+    assert waiter.wait(20) == 5
+
+
+def test_watch_on_a_non_terminal_prints_one_line_per_event(bkmd):
+    start_throttled(bkmd.home, "plain", size=2 * MIB)
+    out = bkm(bkmd.home, "watch", "plain")
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and len(lines) >= 2
+    assert "\x1b" not in out.stdout
+    assert "plain  completed" in lines[-1]
+
+
+def test_watch_says_so_when_bkmd_goes_away(home):
+    daemon = Bkmd(home).start()
+    start_throttled(home, "away", size=4 * MIB, limit=256)
+    watcher = subprocess.Popen(
+        ["env", f"BKM_HOME={home}", *program("bkm"), "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(0.5)
+    daemon.kill()
+    _, stderr = watcher.communicate(timeout=20)
+    assert watcher.returncode == 3 and "lost the connection to bkmd" in stderr
+
+
+def run_two_jobs(home: str, data_dir: str) -> None:
+    for name in ("alpha", "beta"):
+        create(home, name, "rsync", data_dir + "/", os.path.join(home, name))
+        assert bkm(home, "job", "start", name, "--wait").returncode == 0
+
+
+def test_logs_per_job_merged_and_counted(bkmd, data_dir):
+    run_two_jobs(bkmd.home, data_dir)
+    alpha = bkm(bkmd.home, "logs", "alpha").stdout.splitlines()
+    assert "run started: rsync" in alpha[0] and "run completed" in alpha[-1]
+    assert all(not line.startswith("[") for line in alpha)
+    assert len(bkm(bkmd.home, "logs", "alpha", "-n", "3").stdout.splitlines()) == 3
+    merged = bkm(bkmd.home, "logs").stdout.splitlines()
+    assert {line.split("]")[0] for line in merged} == {"[alpha", "[beta"}
+    stamps = [line.split("] ", 1)[1][:20] for line in merged]
+    assert stamps == sorted(stamps)
+    assert merged[-1].startswith("[beta]") and "run completed" in merged[-1]
+
+
+def test_logs_grep_keeps_only_matches_and_highlights_on_a_terminal(bkmd, data_dir):
+    from helpers import run_in_terminal
+
+    run_two_jobs(bkmd.home, data_dir)
+    out = bkm(bkmd.home, "logs", "--grep", "RUN (started|COMPLETED)")
+    lines = out.stdout.splitlines()
+    assert len(lines) == 4 and all("run started" in x or "run completed" in x for x in lines)
+    assert "\x1b" not in out.stdout  # no highlighting when not on a terminal
+    _, screen = run_in_terminal(bkmd.home, ["logs", "alpha", "--grep", "completed"])
+    assert "\x1b[1;31mcompleted\x1b[0m" in screen
+    bad = bkm(bkmd.home, "logs", "--grep", "(unclosed")
+    assert bad.returncode == 2 and "--grep" in bad.stderr and "Traceback" not in bad.stderr
+    assert bkm(bkmd.home, "logs", "ghost").returncode == 4
+
+
+def test_logs_export_writes_plain_text_and_says_how_many(bkmd, data_dir):
+    run_two_jobs(bkmd.home, data_dir)
+    target = os.path.join(bkmd.home, "export.txt")
+    out = bkm(bkmd.home, "logs", "alpha", "-n", "5", "--export", target)
+    assert out.returncode == 0 and "exported 5 lines to" in out.stderr and out.stdout == ""
+    with open(target) as f:
+        text = f.read()
+    assert len(text.splitlines()) == 5 and "\x1b" not in text
+
+
+def test_logs_follow_shows_a_later_run_across_a_rotation(bkmd, data_dir):
+    bkm(bkmd.home, "settings", "set", "log_max_bytes", "4096")
+    bkm(bkmd.home, "settings", "set", "log_backups", "1")
+    create(bkmd.home, "f", "rsync", data_dir + "/", os.path.join(bkmd.home, "f"))
+    follower = subprocess.Popen(
+        ["env", f"BKM_HOME={bkmd.home}", *program("bkm"), "logs", "f", "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)
+        for _ in range(5):  # about 6 KB of log: the file rotates while we follow
+            assert bkm(bkmd.home, "job", "start", "f", "--wait").returncode == 0
+        job = json.loads(bkm(bkmd.home, "job", "show", "f", "--json").stdout)
+        assert os.path.exists(os.path.join(bkmd.home, "logs", job["id"] + ".log.1"))
+        lines: list[str] = []
+        deadline = time.monotonic() + 20
+        while sum("run completed" in x for x in lines) < 5 and time.monotonic() < deadline:
+            lines.append(follower.stdout.readline())
+        assert sum("run started" in x for x in lines) == 5
+        assert sum("run completed" in x for x in lines) == 5
+    finally:
+        follower.terminate()
+        follower.wait(10)
+
+
+def test_logs_read_pages_back_through_rotated_files(bkmd, data_dir):
+    bkm(bkmd.home, "settings", "set", "log_max_bytes", "4096")
+    bkm(bkmd.home, "settings", "set", "log_backups", "3")
+    create(bkmd.home, "pg", "rsync", data_dir + "/", os.path.join(bkmd.home, "pg"))
+    for _ in range(6):
+        bkm(bkmd.home, "job", "start", "pg", "--wait")
+    everything = bkm(bkmd.home, "logs", "pg", "-n", "100000").stdout.splitlines()
+    assert sum("run started" in x for x in everything) >= 4  # reaches into the rotated files
+    stamps = [x[:20] for x in everything]
+    assert stamps == sorted(stamps)
+    assert bkm(bkmd.home, "logs", "pg", "-n", "7").stdout.splitlines() == everything[-7:]
+
+
+def test_escape_sequences_never_reach_the_terminal_raw(bkmd):
+    evil = "src\x1b[2J\x1b]0;pwned\x07"
+    source = os.path.join(bkmd.home, evil)
+    make_tree(source, {"file\x1b[31mred.txt": 100})
+    bkm(bkmd.home, "settings", "set", "rclone_args", "-v")  # rclone then logs each file it copies
+    create(bkmd.home, "esc", "rclone", source, os.path.join(bkmd.home, "esc-dst"))
+    assert bkm(bkmd.home, "job", "start", "esc", "--wait").returncode == 0
+    logged = bkm(bkmd.home, "logs", "esc")
+    assert "red.txt" in logged.stdout and "Copied" in logged.stdout
+    for args in (["job", "list"], ["job", "show", "esc"], ["logs", "esc"], ["logs"], ["status"], ["watch", "esc"]):
+        out = bkm(bkmd.home, *args)
+        assert "\x1b" not in out.stdout and "\x07" not in out.stdout, args
+    assert "\\x1b[2J" in bkm(bkmd.home, "job", "show", "esc").stdout
+
+
+def test_status_dashboard_counts_active_and_recent_activity_survive_a_restart(home, data_dir):
+    daemon = Bkmd(home).start()
+    run_two_jobs(home, data_dir)
+    start_throttled(home, "busy", size=4 * MIB, limit=256)
+    info = json.loads(bkm(home, "status", "--json").stdout)
+    assert info["counts"]["completed"] == 2 and info["counts"]["running"] == 1
+    assert [e["name"] for e in info["active"]] == ["busy"]
+    assert [(e["name"], e["status"]) for e in info["recent"][:2]] == [("busy", "running"), ("beta", "completed")]
+    human = bkm(home, "status").stdout
+    assert "busy" in human and "[" in human and "recent activity:" in human
+    assert daemon.stop() == 0  # pauses busy
+    daemon = Bkmd(home).start()
+    try:
+        info = json.loads(bkm(home, "status", "--json").stdout)
+        assert (info["recent"][0]["name"], info["recent"][0]["status"]) == ("busy", "paused")
+        assert ("alpha", "completed") in [(e["name"], e["status"]) for e in info["recent"]]
+        assert info["counts"]["paused"] == 1
+    finally:
+        daemon.stop()
+
+
+def test_status_warns_about_interrupted_jobs_and_recover_fixes_them(home):
+    daemon = Bkmd(home).start()
+    start_throttled(home, "crash", size=4 * MIB, limit=256)
+    daemon.kill()  # kill -9: no chance to pause
+    daemon = Bkmd(home).start()
+    try:
+        out = bkm(home, "status")
+        assert "interrupted when bkmd stopped: crash" in out.stdout and "bkm recover" in out.stdout
+        assert json.loads(bkm(home, "status", "--json").stdout)["interrupted"] == ["crash"]
+        recovered = bkm(home, "recover", "--json")
+        assert [j["status"] for j in json.loads(recovered.stdout)] == ["paused"]
+        assert "interrupted when" not in bkm(home, "status").stdout
+    finally:
+        daemon.stop()
