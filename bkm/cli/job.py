@@ -86,6 +86,18 @@ def list_(obj, statuses, as_json) -> None:
     if as_json:
         print_json(jobs)
         return
+    interrupted = []
+    if is_terminal():
+        if statuses:
+            with obj.client() as client:
+                interrupted = [j["name"] for j in client.call("recovery.list")]
+        else:
+            interrupted = [j["name"] for j in jobs if j["status"] == "interrupted"]
+    if interrupted:
+        from bkm import render
+
+        names = ", ".join(render.safe(n) for n in interrupted)
+        sys.stderr.write(f"bkm: notice: interrupted when bkmd stopped: {names}; resume with: bkm recover\n")
     if not jobs:
         if statuses:
             echo(f"no jobs with status {', '.join(statuses)}")

@@ -47,6 +47,19 @@ def _make_dir(path: str, mode: int = 0o700) -> None:
         raise StartupError(f"cannot create {path}: {e.strerror}") from None
 
 
+SYSTEM_GROUP = "bkm"
+
+
+def system_group() -> int | None:
+    import grp
+
+    try:
+        return grp.getgrnam(SYSTEM_GROUP).gr_gid
+    except KeyError:
+        log.warning("no group %r: only root and bkmd's own user can use the socket", SYSTEM_GROUP)
+        return None
+
+
 def prepare(paths: bkm_paths.Paths):
     """Folders, the lock and the loaded store; raises StartupError with a one-line reason."""
     from bkmd import lock, store
@@ -58,6 +71,11 @@ def prepare(paths: bkm_paths.Paths):
         raise StartupError(f"{e}; {e.hint}") from None
     for directory in {paths.state_dir, paths.socket_dir, os.path.dirname(paths.settings)}:
         _make_dir(directory)
+    if paths.system:
+        gid = system_group()
+        if gid is not None:  # the group may reach the socket's folder, nobody else
+            os.chown(paths.socket_dir, -1, gid)
+            os.chmod(paths.socket_dir, 0o750)
     try:
         held = lock.acquire(paths.lock)
     except lock.StoreLocked as e:
@@ -69,7 +87,8 @@ def prepare(paths: bkm_paths.Paths):
         settings = Settings(paths.settings, store.load_settings(paths.settings))
     except store.StoreError as e:
         held.release()
-        raise StartupError(f"{e} (the file was left as it is; fix it or move it away)") from None
+        previous = f"; the previous generation is {e.path}.bak" if os.path.exists(e.path + ".bak") else ""
+        raise StartupError(f"{e} (the file was left as it is; fix it or move it away{previous})") from None
     return held, records, settings
 
 
@@ -77,19 +96,22 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings) -> None:
     from bkmd import methods
     from bkmd.app import Daemon
     from bkmd.rpc import Dispatcher
-    from bkmd.server import Server, SocketInUse
+    from bkmd.server import Admission, Server, SocketInUse
 
     daemon = Daemon(paths, records, settings)
     daemon.runs.mark_interrupted()
     dispatcher = Dispatcher(methods.build(daemon), daemon.commit)
-    server = Server(dispatcher, allowed_uids={os.getuid(), 0})
+    gid = system_group() if paths.system else None
+    server = Server(dispatcher, Admission({os.getuid(), 0}, gid))
     try:
-        await server.start(paths.socket)
+        # System mode: members of the group bkm may use the socket too (0660, group bkm).
+        await server.start(paths.socket, 0o660 if gid is not None else 0o600, gid)
     except (SocketInUse, OSError) as e:
         raise StartupError(f"cannot listen on {paths.socket}: {getattr(e, 'strerror', None) or e}") from None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, daemon.stopping.set)
+    daemon.runs.apply_on_interrupted()
     daemon.runs.requeue()
     daemon.save_quietly()
     checkpoints = loop.create_task(daemon.checkpoints())

@@ -181,3 +181,19 @@ class Transfer:
             log.warning("transfer %s ignored SIGTERM for %.0f s: killing it", self.argv[0], grace)
             self._signal(signal.SIGKILL)
             await self.done.wait()
+
+
+def end_group(pgid: int, grace: float = 5.0) -> str:
+    """End a process group no asyncio loop supervises (a survivor of an earlier bkmd):
+    SIGTERM, then SIGKILL after ``grace`` seconds. Says which it took."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return "already gone"
+    deadline = time.monotonic() + grace
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            os.killpg(pgid, signal.SIGKILL)
+            return "killed (SIGKILL)"
+        time.sleep(0.05)
+    return "stopped (SIGTERM)"

@@ -18,7 +18,7 @@ from bkmd.job import Job, now
 from bkmd.jobs import Jobs
 from bkmd.logs import JobLogs
 from bkmd.progress import Tracker
-from bkmd.runner import Transfer
+from bkmd.runner import Transfer, end_group, process_start_time
 
 log = logging.getLogger("bkmd.runs")
 STOP_GRACE = 10.0
@@ -51,6 +51,7 @@ class Run:
         }
         self.transfer: Transfer | None = None
         self.changed = False
+        self.stalled = False
         self.ticker: asyncio.Task | None = None
 
 
@@ -152,9 +153,19 @@ class Runs:
             self.logs.write(run.job.id, line, "output")
 
     async def _tick(self, run: Run) -> None:
-        """At most one progress event per progress_interval, and only when something moved."""
+        """At most one progress event per progress_interval, and only when something moved;
+        and the stall watchdog: no progress for stall_timeout seconds fails the run."""
+        moved_at, moved = time.monotonic(), run.tracker.bytes
         while True:
             await asyncio.sleep(self.settings["progress_interval"])
+            clock = time.monotonic()
+            if run.tracker.bytes != moved:
+                moved_at, moved = clock, run.tracker.bytes
+            limit = self.settings["stall_timeout"]
+            if limit and clock - moved_at > limit and not run.stalled and run.transfer is not None:
+                run.stalled = True
+                self.logs.write(run.job.id, f"no progress for {limit} s: stopping the transfer", "error")
+                asyncio.get_running_loop().create_task(run.transfer.stop(STOP_GRACE))
             if run.changed:
                 run.changed = False
                 run.job.progress = run.tracker.as_dict()
@@ -171,7 +182,11 @@ class Runs:
         record["finished_at"] = now()
         record["exit_code"] = code
         record["duration_seconds"] = round(time.monotonic() - run.started, 3)
-        if run.transfer is not None and run.transfer.stop_requested:
+        if run.stalled:
+            status, record["error"] = model.FAILED, "stalled"
+            run.tracker.speed, run.tracker.eta = 0.0, None
+            summary = f"failed: stalled (no progress for {self.settings['stall_timeout']} s)"
+        elif run.transfer is not None and run.transfer.stop_requested:
             status = model.PAUSED
             run.tracker.speed, run.tracker.eta = 0.0, None
             summary = "paused: transfer stopped, partial data kept"
@@ -211,12 +226,34 @@ class Runs:
 
     # -- daemon start and stop ----------------------------------------------------------------
 
-    def mark_interrupted(self) -> None:
-        """Nothing is shown running that is not: runs of a previous bkmd become interrupted."""
-        for job in self.jobs.with_status(model.RUNNING):
+    def mark_interrupted(self) -> list[Job]:
+        """Nothing is shown running that is not: runs of a previous bkmd become interrupted,
+        after any transfer of theirs that outlived it is ended (same pid *and* start time:
+        a reused pid is never touched)."""
+        found = self.jobs.with_status(model.RUNNING)
+        for job in found:
+            if job.pid and job.pid_start and process_start_time(job.pid) == job.pid_start:
+                ended = end_group(job.pid)
+                self.logs.write(
+                    job.id, f"ended the transfer (pid {job.pid}) left by the previous bkmd: {ended}", "warning"
+                )
             self.logs.write(job.id, "bkmd stopped during this run: the job is interrupted", "warning")
+            if job.last_run is not None and job.last_run.get("finished_at") is None:
+                job.last_run = dict(job.last_run, finished_at=now(), error=None)
             job.pid = job.pid_start = None
+            job.progress = dict(job.progress, speed_bytes=0, eta_seconds=None)
             self.jobs.set_status(job, model.INTERRUPTED)
+        return found
+
+    def apply_on_interrupted(self) -> None:
+        """The setting on_interrupted: leave them for a person (ask), pause them, or resume them."""
+        choice = self.settings["on_interrupted"]
+        if choice == "ask":
+            return
+        for job in self.jobs.with_status(model.INTERRUPTED):
+            self.recover(job)
+            if choice == "resume":
+                self.start(job)
 
     def recover(self, job: Job) -> Job:
         """Interrupted -> paused: the next start continues the run."""

@@ -8,28 +8,60 @@ import os
 import socket
 import stat
 import struct
+import time
 
 from bkm import protocol
 from bkmd.rpc import Dispatcher
 
 log = logging.getLogger("bkmd.server")
 MAX_CONNECTIONS = 512
+# Requests (lines) per connection: a burst, then this many a second. A batch is one line.
+RATE_BURST = 2000
+RATE_PER_SECOND = 1000.0
 
 
 class SocketInUse(Exception):
     pass
 
 
-def peer_uid(sock: socket.socket) -> int | None:
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int] | None:
+    """(pid, uid, gid) of the process at the other end, from the kernel (SO_PEERCRED)."""
     try:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
         return None
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid
+    return struct.unpack("3i", creds)
 
 
-def bind_socket(path: str) -> socket.socket:
+def process_groups(pid: int) -> set[int]:
+    """All group ids of a process (primary and supplementary), from /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Groups:"):
+                    return {int(g) for g in line.split()[1:]}
+    except OSError:
+        pass
+    return set()
+
+
+class Admission:
+    """Who may talk to this bkmd: its own user and root; in system mode also the group's members."""
+
+    def __init__(self, uids: set[int], gid: int | None = None) -> None:
+        self.uids = uids
+        self.gid = gid
+
+    def admits(self, creds: tuple[int, int, int] | None) -> bool:
+        if creds is None:
+            return False
+        pid, uid, gid = creds
+        if uid in self.uids:
+            return True
+        return self.gid is not None and (gid == self.gid or self.gid in process_groups(pid))
+
+
+def bind_socket(path: str, mode: int = 0o600, gid: int | None = None) -> socket.socket:
     """A listening socket at ``path``, mode 0600, that never appears half-ready.
 
     It is bound under a temporary name and renamed into place, which also replaces a stale
@@ -56,7 +88,9 @@ def bind_socket(path: str) -> socket.socket:
         except FileNotFoundError:
             pass
         sock.bind(temp)
-        os.chmod(temp, 0o600)
+        if gid is not None:
+            os.chown(temp, -1, gid)
+        os.chmod(temp, mode)
         sock.listen(128)
         os.rename(temp, path)
     except BaseException:
@@ -102,17 +136,17 @@ class Connection:
 
 
 class Server:
-    def __init__(self, dispatcher: Dispatcher, allowed_uids: set[int]) -> None:
+    def __init__(self, dispatcher: Dispatcher, admission: Admission) -> None:
         self.dispatcher = dispatcher
-        self.allowed_uids = allowed_uids
+        self.admission = admission
         self.connections: set[Connection] = set()
         self.handlers: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
         self.path: str | None = None
         self._inode: int | None = None
 
-    async def start(self, path: str) -> None:
-        sock = bind_socket(path)
+    async def start(self, path: str, mode: int = 0o600, gid: int | None = None) -> None:
+        sock = bind_socket(path, mode, gid)
         self.path = path
         self._inode = os.stat(path).st_ino
         self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=protocol.MAX_LINE_BYTES)
@@ -141,9 +175,9 @@ class Server:
         if task is not None:
             self.handlers.add(task)
         try:
-            uid = peer_uid(writer.get_extra_info("socket"))
-            if uid is None or uid not in self.allowed_uids:
-                log.warning("refused a connection from uid %s", uid)
+            creds = peer_credentials(writer.get_extra_info("socket"))
+            if not self.admission.admits(creds):
+                log.warning("refused a connection from uid %s", creds[1] if creds else None)
                 await self._refuse(connection, "permission denied: this bkmd serves another user")
                 return
             if len(self.connections) >= MAX_CONNECTIONS:
@@ -166,6 +200,7 @@ class Server:
         await connection.send(protocol.encode(error))
 
     async def _read_lines(self, connection: Connection) -> None:
+        tokens, refilled = float(RATE_BURST), time.monotonic()
         while True:
             try:
                 line = await connection.reader.readline()
@@ -185,6 +220,18 @@ class Server:
                 return
             if not line.strip():
                 continue
+            clock = time.monotonic()
+            tokens = min(RATE_BURST, tokens + (clock - refilled) * RATE_PER_SECOND)
+            refilled = clock
+            if tokens < 1:
+                error = {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": protocol.UNAVAILABLE, "message": "too many requests; slow down"},
+                }
+                await connection.send(protocol.encode(error))
+                continue
+            tokens -= 1
             response = await self.dispatcher.handle(line, connection)
             if response is not None:
                 await connection.send(response)

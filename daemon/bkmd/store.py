@@ -47,8 +47,12 @@ class StoreError(Exception):
         self.path, self.line, self.column = path, line, column
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so a crash leaves either the old or the new file whole."""
+def atomic_write(path: str, data: bytes, mode: int = 0o600, backup: str | None = None) -> None:
+    """Replace ``path`` with ``data`` so a crash leaves either the old or the new file whole.
+
+    With ``backup``, the file being replaced stays there as the last good generation: it is
+    hard-linked first, so at no moment is there no store at ``path``.
+    """
     directory = os.path.dirname(path) or "."
     fd, temp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
@@ -57,6 +61,10 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if backup is not None and os.path.exists(path):
+            linked = temp + ".bak"
+            os.link(path, linked)
+            os.replace(linked, backup)
         os.replace(temp, path)
     except BaseException:
         try:
@@ -206,7 +214,7 @@ def dump_jobs(records: Iterable[dict]) -> bytes:
 
 
 def save_jobs(path: str, records: Iterable[dict]) -> None:
-    atomic_write(path, dump_jobs(records))
+    atomic_write(path, dump_jobs(records), backup=path + ".bak")
 
 
 def load_settings(path: str) -> dict[str, Any]:
