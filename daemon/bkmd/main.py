@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", metavar="DIR", help="keep everything in DIR (also BKM_HOME)")
     parser.add_argument("--socket", metavar="PATH", help="listen on PATH (also BKM_SOCKET)")
     parser.add_argument("--system", action="store_true", help="use the system paths (/etc, /var/lib, /run)")
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background (python-daemon); return once the socket accepts connections. Ignored under systemd",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"bkmd {__version__}")
     return parser
@@ -65,10 +70,6 @@ def prepare(paths: bkm_paths.Paths):
     from bkmd import lock, store
     from bkmd.settings import Settings
 
-    try:
-        bkm_paths.check_socket_path(paths.socket)
-    except bkm_paths.PathError as e:
-        raise StartupError(f"{e}; {e.hint}") from None
     for directory in {paths.state_dir, paths.socket_dir, os.path.dirname(paths.settings)}:
         _make_dir(directory)
     if paths.system:
@@ -92,8 +93,8 @@ def prepare(paths: bkm_paths.Paths):
     return held, records, settings
 
 
-async def serve(paths: bkm_paths.Paths, records: list[dict], settings) -> None:
-    from bkmd import methods
+async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=None) -> None:
+    from bkmd import methods, systemd
     from bkmd.app import Daemon
     from bkmd.rpc import Dispatcher
     from bkmd.server import Admission, Server, SocketInUse
@@ -103,9 +104,13 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings) -> None:
     dispatcher = Dispatcher(methods.build(daemon), daemon.commit)
     gid = system_group() if paths.system else None
     server = Server(dispatcher, Admission({os.getuid(), 0}, gid))
+    activated = systemd.listening_socket()
     try:
-        # System mode: members of the group bkm may use the socket too (0660, group bkm).
-        await server.start(paths.socket, 0o660 if gid is not None else 0o600, gid)
+        if activated is not None:
+            await server.adopt(activated)  # socket activation: systemd made and owns it
+        else:
+            # System mode: members of the group bkm may use the socket too (0660, group bkm).
+            await server.start(paths.socket, 0o660 if gid is not None else 0o600, gid)
     except (SocketInUse, OSError) as e:
         raise StartupError(f"cannot listen on {paths.socket}: {getattr(e, 'strerror', None) or e}") from None
     loop = asyncio.get_running_loop()
@@ -115,10 +120,15 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings) -> None:
     daemon.runs.requeue()
     daemon.save_quietly()
     checkpoints = loop.create_task(daemon.checkpoints())
-    log.info("bkmd %s ready on %s (%d jobs, store %s)", __version__, paths.socket, len(daemon.jobs.by_id), paths.store)
+    where = "the socket systemd passed" if activated is not None else paths.socket
+    log.info("bkmd %s ready on %s (%d jobs, store %s)", __version__, where, len(daemon.jobs.by_id), paths.store)
+    systemd.notify("READY=1", f"STATUS=serving {len(daemon.jobs.by_id)} jobs")
+    if on_ready is not None:
+        on_ready()
     try:
         await daemon.stopping.wait()
         log.info("stopping: pausing %d running job(s)", len(daemon.runs.active))
+        systemd.notify("STOPPING=1", "STATUS=pausing running jobs")
     finally:
         checkpoints.cancel()
         await daemon.stop()
@@ -126,26 +136,66 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings) -> None:
     log.info("stopped")
 
 
+def configure_logging(verbose: bool, path: str | None = None) -> None:
+    handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s bkmd[%(process)d] %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def run(paths: bkm_paths.Paths, on_ready=None) -> int:
+    """Everything after the arguments: the lock, the store, serving until stopped."""
+    held, records, settings = prepare(paths)
+    try:
+        asyncio.run(serve(paths, records, settings, on_ready))
+    finally:
+        held.release()
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s bkmd[%(process)d] %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.verbose)
     try:
         paths = bkm_paths.resolve(home=args.home, socket=args.socket, system=args.system)
-        held, records, settings = prepare(paths)
-        try:
-            asyncio.run(serve(paths, records, settings))
-        finally:
-            held.release()
+        bkm_paths.check_socket_path(paths.socket)
+        if args.detach:
+            from bkmd import systemd
+
+            if systemd.under_systemd():
+                log.info("started by systemd: staying in the foreground")
+            else:
+                return _detached(paths, args.verbose)
+        return run(paths)
     except (StartupError, bkm_paths.PathError) as e:
-        print(f"bkmd: error: {e}", file=sys.stderr)
+        hint = f"; {e.hint}" if getattr(e, "hint", None) else ""
+        print(f"bkmd: error: {e}{hint}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
-    return EXIT_OK
+
+
+def _detached(paths: bkm_paths.Paths, verbose: bool) -> int:
+    from bkmd.detach import detach
+
+    _make_dir(paths.socket_dir)  # the pid file lives there, and is taken before anything else
+    _make_dir(paths.logs)
+
+    def daemon_main(readiness) -> int:
+        configure_logging(verbose, os.path.join(paths.logs, "bkmd.log"))
+        try:
+            return run(paths, on_ready=lambda: readiness.tell("ok"))
+        except StartupError as e:
+            log.error("%s", e)
+            readiness.tell(str(e))
+            return EXIT_FAILURE
+        except Exception as e:
+            log.exception("bkmd failed")
+            readiness.tell(f"bkmd failed: {e}")
+            return EXIT_FAILURE
+
+    return detach(paths.pidfile, daemon_main)
 
 
 if __name__ == "__main__":

@@ -151,6 +151,11 @@ class Server:
         self._inode = os.stat(path).st_ino
         self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=protocol.MAX_LINE_BYTES)
 
+    async def adopt(self, sock: socket.socket) -> None:
+        """Serve on a socket made by someone else (systemd): never renamed or removed by us."""
+        self.path, self._inode = None, None
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=protocol.MAX_LINE_BYTES)
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
