@@ -23,6 +23,8 @@ COMMANDS = {
     "recover": ("bkm.cli.recover", "recover", "Make jobs interrupted by a bkmd crash resumable (or dismiss them)."),
     "settings": ("bkm.cli.settings", "settings", "Show and change bkmd's settings."),
     "daemon": ("bkm.cli.daemon", "daemon", "Control the bkmd daemon."),
+    "doctor": ("bkm.cli.doctor", "doctor", "Check tools, daemon, folders, socket and disk."),
+    "completion": ("bkm.cli.completion", "completion", "Print the shell completion script (bash, zsh, fish)."),
 }
 
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from bkm import errors
+from bkm.cli.completion import job_names
 from bkm.cli.output import echo, is_terminal, print_json
 from bkm.errors import BkmError
 from bkm.model import is_remote
@@ -123,7 +124,7 @@ def list_(obj, statuses, as_json) -> None:
 
 
 @job.command("show")
-@click.argument("job_ref", metavar="JOB")
+@click.argument("job_ref", metavar="JOB", shell_complete=job_names)
 @json_option
 @click.pass_obj
 def show(obj, job_ref, as_json) -> None:
@@ -137,7 +138,7 @@ def show(obj, job_ref, as_json) -> None:
 
 
 @job.command("edit")
-@click.argument("job_ref", metavar="JOB")
+@click.argument("job_ref", metavar="JOB", shell_complete=job_names)
 @click.option("--name", help="Rename the job.")
 @click.option("--source", metavar="SRC", help="New source.")
 @click.option("--dest", metavar="DEST", help="New destination.")
@@ -180,7 +181,7 @@ def edit(obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, as
 
 
 @job.command("start")
-@click.argument("job_ref", metavar="JOB")
+@click.argument("job_ref", metavar="JOB", shell_complete=job_names)
 @click.option(
     "--wait",
     is_flag=True,
@@ -241,7 +242,7 @@ def _report_run(job: dict, status: str, as_json: bool) -> None:
 
 
 @job.command("pause")
-@click.argument("job_ref", metavar="JOB")
+@click.argument("job_ref", metavar="JOB", shell_complete=job_names)
 @json_option
 @click.pass_obj
 def pause(obj, job_ref, as_json) -> None:
@@ -255,7 +256,7 @@ def pause(obj, job_ref, as_json) -> None:
 
 
 @job.command("delete")
-@click.argument("job_ref", metavar="JOB")
+@click.argument("job_ref", metavar="JOB", shell_complete=job_names)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def delete(obj, job_ref, yes) -> None:

@@ -8,6 +8,7 @@ import sys
 import click
 
 from bkm import errors
+from bkm.cli.completion import job_names
 from bkm.cli.output import echo
 from bkm.errors import BkmError
 
@@ -15,7 +16,7 @@ PAGE = 2000  # lines asked for at a time while searching back for matches
 
 
 @click.command()
-@click.argument("job_ref", metavar="[JOB]", required=False)
+@click.argument("job_ref", metavar="[JOB]", required=False, shell_complete=job_names)
 @click.option(
     "-n",
     "--lines",

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from bkm.cli.completion import setting_keys
 from bkm.cli.output import echo, print_json
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -41,7 +42,7 @@ def show(obj, as_json) -> None:
 
 
 @settings.command("get")
-@click.argument("key")
+@click.argument("key", shell_complete=setting_keys)
 @json_option
 @click.pass_obj
 def get(obj, key, as_json) -> None:
@@ -55,7 +56,7 @@ def get(obj, key, as_json) -> None:
 
 
 @settings.command("set", context_settings={"ignore_unknown_options": True})
-@click.argument("key")
+@click.argument("key", shell_complete=setting_keys)
 @click.argument("value")
 @json_option
 @click.pass_obj
@@ -70,7 +71,7 @@ def set_(obj, key, value, as_json) -> None:
 
 
 @settings.command("reset")
-@click.argument("key", required=False)
+@click.argument("key", required=False, shell_complete=setting_keys)
 @json_option
 @click.pass_obj
 def reset(obj, key, as_json) -> None:

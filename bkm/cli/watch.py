@@ -10,6 +10,7 @@ import sys
 import click
 
 from bkm import errors
+from bkm.cli.completion import job_names
 
 LIVE = ("running", "queued")
 SHOWN = ("running", "queued", "paused")
@@ -17,7 +18,7 @@ HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
 
 
 @click.command()
-@click.argument("job_refs", metavar="[JOB]...", nargs=-1)
+@click.argument("job_refs", metavar="[JOB]...", nargs=-1, shell_complete=job_names)
 @click.option("--json", "as_json", is_flag=True, help="Print the events as JSON, one per line.")
 @click.pass_obj
 def watch(obj, job_refs, as_json) -> None:

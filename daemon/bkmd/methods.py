@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -177,6 +178,19 @@ def build(daemon: Daemon) -> Registry:
     def recovery_dismiss() -> list[dict]:
         return [runs.dismiss(j).public() for j in jobs.list({model.INTERRUPTED})]
 
+    def system_check() -> list[dict]:
+        """The machine as bkmd sees it: the tools it will run, its folders, its disk."""
+        from bkm import checks
+
+        return [
+            checks.tool("rsync", settings["rsync_path"]),
+            checks.tool("rclone", settings["rclone_path"]),
+            checks.writable_folder("store", daemon.paths.state_dir),
+            checks.writable_folder("logs", daemon.paths.logs),
+            checks.writable_folder("settings", os.path.dirname(daemon.paths.settings)),
+            checks.free_disk(daemon.paths.state_dir),
+        ]
+
     def settings_get(key=None) -> Any:
         if key is None:
             return settings.all()
@@ -208,6 +222,7 @@ def build(daemon: Daemon) -> Registry:
     registry.add("recovery.list", recovery_list)
     registry.add("recovery.recover", recovery_recover, mutates=True)
     registry.add("recovery.dismiss", recovery_dismiss, mutates=True)
+    registry.add("system.check", system_check)
     registry.add("settings.get", settings_get)
     registry.add("settings.set", settings_set, mutates=True)
     registry.add("settings.reset", settings_reset, mutates=True)

@@ -1,0 +1,54 @@
+"""bkm completion SHELL, and what completes JOB and KEY arguments (asked of the running bkmd)."""
+
+from __future__ import annotations
+
+import click
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell) -> None:
+    """Print the completion script for SHELL (bash, zsh or fish).
+
+    \b
+    bash: eval "$(bkm completion bash)"        (in ~/.bashrc)
+    zsh:  eval "$(bkm completion zsh)"         (in ~/.zshrc)
+    fish: bkm completion fish > ~/.config/fish/completions/bkm.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    from bkm.cli import cli
+
+    cls = get_completion_class(shell)
+    click.echo(cls(cli, {}, "bkm", "_BKM_COMPLETE").source())
+
+
+def _ask(ctx: click.Context, method: str, **params):
+    """One quick call to bkmd for completion; nothing (quietly) when it cannot be reached."""
+    from bkm.client import Client
+    from bkm.errors import BkmError
+    from bkm.paths import PathError, resolve
+
+    root = ctx.find_root().params
+    try:
+        paths = resolve(home=root.get("home"), socket=root.get("socket"), system=bool(root.get("system")))
+        with Client(paths, timeout=1.0) as client:
+            return client.call(method, **params)
+    except (BkmError, PathError, OSError, ValueError):
+        return None
+
+
+def job_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    from click.shell_completion import CompletionItem
+
+    jobs = _ask(ctx, "job.list") or []
+    return [CompletionItem(j["name"], help=j["status"]) for j in jobs if j["name"].startswith(incomplete)]
+
+
+def setting_keys(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    from click.shell_completion import CompletionItem
+
+    values = _ask(ctx, "settings.get") or {}
+    return [CompletionItem(key) for key in values if key.startswith(incomplete)]
