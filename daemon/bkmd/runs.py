@@ -70,7 +70,7 @@ class Runs:
     def start(self, job: Job) -> Job:
         self.jobs.check("start", job)
         resume = job.status in model.RESUMES_FROM
-        previous = (job.status, job.updated_at, job.rev)
+        previous = (job.status, job.updated_at, job.rev, job.last_run, job.progress)
         if len(self.active) < self.settings["max_concurrent_jobs"]:
             run = self._launch(job, resume)
             # The process is spawned by a task that runs only after this request is saved; if
@@ -86,7 +86,8 @@ class Runs:
     async def pause(self, job: Job) -> Job:
         self.jobs.check("pause", job)
         if job.status == model.QUEUED:
-            self.queue.remove(job.id)
+            if job.id in self.queue:
+                self.queue.remove(job.id)
             self.resume_on_start.pop(job.id, None)
             self.jobs.set_status(job, model.PAUSED)
             return job
@@ -122,14 +123,16 @@ class Runs:
             if task is not None:
                 task.cancel()
         self.active.pop(run.job.id, None)
-        run.job.status, run.job.updated_at, run.job.rev = previous
-        self.jobs.publish_progress(run.job)
+        self._restore(run.job, previous)
 
     def _unqueue(self, job: Job, previous: tuple) -> None:
         if job.id in self.queue:
             self.queue.remove(job.id)
         self.resume_on_start.pop(job.id, None)
-        job.status, job.updated_at, job.rev = previous
+        self._restore(job, previous)
+
+    def _restore(self, job: Job, previous: tuple) -> None:
+        job.status, job.updated_at, job.rev, job.last_run, job.progress = previous
         self.jobs.publish_progress(job)
 
     def _started(self, run: Run, pid: int, start: int | None) -> None:

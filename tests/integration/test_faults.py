@@ -261,6 +261,11 @@ def test_disk_full_during_a_write(small_disk, data_dir):
                 pass  # the disk is full
         out = bkm(home, "job", "create", "during", "--type", "rsync", "--source", data_dir, "--dest", "/tmp/y")
         assert out.returncode == 1 and "could not save" in out.stderr
+        # A start that cannot be saved does not happen: no transfer, the job as it was.
+        started = bkm(home, "job", "start", "before")
+        assert started.returncode == 1 and "could not save" in started.stderr
+        shown = job(home, "before")
+        assert shown["status"] == "pending" and shown["last_run"] is None
         # Still serving, and what it serves is what is on disk.
         names = [j["name"] for j in json.loads(bkm(home, "job", "list", "--json").stdout)]
         assert names == ["before"]
