@@ -102,6 +102,19 @@ def fields(pairs: Iterable[tuple[str, object]]) -> str:
     return "\n".join(f"{label + ':':<{width}} {safe(value)}" for label, value in pairs)
 
 
+def terminal_width(stream, fallback: int = 80) -> int:
+    """The terminal's width now, from the terminal itself: an exported COLUMNS goes stale when
+    the window is resized, so it is only the fallback here (unlike shutil.get_terminal_size)."""
+    import os
+    import shutil
+
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        columns = 0
+    return columns if columns > 0 else shutil.get_terminal_size((fallback, 24)).columns
+
+
 def bar(percent: float, width: int = 20) -> str:
     filled = int(round(max(0.0, min(percent, 100.0)) / 100 * width))
     return "#" * filled + "-" * (width - filled)

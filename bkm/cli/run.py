@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 
 from bkm import errors
@@ -22,9 +21,9 @@ def follow(client, job_id: str, show_progress: bool) -> dict:
             if message.get("method") != "job_update" or params.get("job_id") != job_id:
                 continue
             if live:
-                width = shutil.get_terminal_size((80, 20)).columns
-                from bkm.render import cut, progress_line
+                from bkm.render import cut, progress_line, terminal_width
 
+                width = terminal_width(sys.stderr)
                 sys.stderr.write("\r\x1b[K" + cut(progress_line(params), width - 1))
                 sys.stderr.flush()
             if params.get("status") in EXIT_FOR_STATUS:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sys
 
@@ -102,7 +101,7 @@ class Screen:
         from bkm import render
 
         self.resized = False
-        width = shutil.get_terminal_size((80, 24)).columns
+        width = render.terminal_width(sys.stdout)
         shown = [e for e in jobs.values() if (named is not None and e["job_id"] in named) or e["status"] in SHOWN]
         shown.sort(key=lambda e: (SHOWN.index(e["status"]) if e["status"] in SHOWN else 3, e["name"]))
         lines = [render.row(e, width, self.colour) for e in shown] or ["no running, queued or paused jobs"]

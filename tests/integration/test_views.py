@@ -261,3 +261,61 @@ def test_status_warns_about_interrupted_jobs_and_recover_fixes_them(home):
         assert "interrupted when" not in bkm(home, "status").stdout
     finally:
         daemon.stop()
+
+
+def test_watch_follows_resizes_and_ctrl_c_restores_the_cursor(bkmd):
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed (scripts/setup installs it)")
+    session = f"bkmw{os.getpid()}"
+    start_throttled(bkmd.home, "resize", size=8 * MIB, limit=512)
+    # bkm is the pane's only process; the pane stays after it exits, with its exit status.
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "150",
+            "-y",
+            "20",
+            "env",
+            f"BKM_HOME={bkmd.home}",
+            "TERM=xterm",
+            *program("bkm"),
+            "watch",
+        ],
+        check=True,
+    )
+    subprocess.run(["tmux", "set-option", "-t", session, "remain-on-exit", "on"], check=True)
+    raw = os.path.join(bkmd.home, "pane.raw")  # what bkm wrote, escape sequences and all
+    subprocess.run(["tmux", "pipe-pane", "-t", session, "-o", f"cat >> {raw}"], check=True)
+
+    def tmux_value(name: str) -> str:
+        return subprocess.run(
+            ["tmux", "display", "-p", "-t", session, "#{" + name + "}"], capture_output=True, text=True
+        ).stdout.strip()
+
+    def row() -> str:
+        screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+        rows = [line for line in screen.splitlines() if line.startswith("resize ")]
+        return rows[0].rstrip() if rows else ""
+
+    try:
+        # A wide terminal gets a wide row (tmux may size the pane just after the first drawing).
+        wait_for(lambda: "running" in row() and len(row()) > 100, 20, interval=0.1, what="a wide row")
+        assert tmux_value("cursor_flag") == "0"  # hidden while drawing
+        subprocess.run(["tmux", "resize-window", "-t", session, "-x", "70", "-y", "20"], check=True)
+        wait_for(lambda: 0 < len(row()) <= 70 and "running" in row(), 20, interval=0.1, what="a narrower row")
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
+        wait_for(lambda: tmux_value("pane_dead") == "1", 10, interval=0.1, what="watch to end")
+        assert tmux_value("pane_dead_status") == "130"  # exited by itself, quietly, not killed
+        with open(raw, "rb") as f:
+            written = f.read()
+        # The cursor is shown again after the last drawing, and nothing was said about an error.
+        assert written.rstrip(b"\r\n").endswith(b"\x1b[?25h")
+        assert b"Traceback" not in written and b"error" not in written
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        bkm(bkmd.home, "job", "pause", "resize")
