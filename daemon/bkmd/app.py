@@ -30,6 +30,7 @@ class Daemon:
         self.logs.listeners.append(self._announce_log_line)
         self.activity = Activity(os.path.join(paths.state_dir, "activity.log"))
         self.jobs.on_status.append(self.activity.record)
+        self.jobs.on_deleted.append(lambda job: self.logs.remove(job.id))
         self.runs = Runs(self.jobs, settings, self.logs, self.save_quietly)
         self.pid = os.getpid()
         self.started_monotonic = time.monotonic()

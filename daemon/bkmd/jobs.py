@@ -31,6 +31,8 @@ class Jobs:
         self._undo: list[Callable[[], None]] = []
         self._changed = False  # changes that need saving but cannot be undone (status, progress)
         self.on_status: list[Callable[[Job], None]] = []  # told of every status change
+        self.on_deleted: list[Callable[[Job], None]] = []  # told once a deletion is saved
+        self._after_save: list[Callable[[], None]] = []
 
     def _add(self, job: Job) -> None:
         self.by_id[job.id] = job
@@ -149,6 +151,9 @@ class Jobs:
         self.check("delete", job)
         self._remove(job)
         self._undo.append(lambda: self._add(job))
+        # Its files go only once the store no longer has it: a deletion that cannot be saved
+        # is undone, and must find its logs where they were.
+        self._after_save.extend(lambda callback=callback: callback(job) for callback in self.on_deleted)
 
     # -- saving -------------------------------------------------------------------------------
 
@@ -160,7 +165,11 @@ class Jobs:
         store.save_jobs(self.store_path, (job.record() for job in self.by_id.values()))
         self._undo.clear()
         self._changed = False
+        actions, self._after_save = self._after_save, []
+        for action in actions:
+            action()
 
     def rollback(self) -> None:
+        self._after_save.clear()
         while self._undo:
             self._undo.pop()()

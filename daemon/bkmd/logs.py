@@ -91,13 +91,44 @@ class JobLogs:
             return taken, ([earliest[0] + 1, None] if earliest[0] + 1 < len(files) else None)
         return taken, [earliest[0], earliest[1]]
 
+    def read_merged(self, jobs: list, count: int, before: dict | None) -> tuple[list[tuple], dict | None]:
+        """The ``count`` newest lines of all ``jobs``' logs in time order, as (job, line); and
+        the cursor for the page before: each job whose log has more to show mapped to its
+        position (None: from its newest line). A job missing from ``before`` is done."""
+        pages = {}
+        candidates = []
+        for job in jobs:
+            if before is not None and job.id not in before:
+                continue
+            start = before.get(job.id) if before else None
+            taken, following = self.read(job.id, count, start)
+            pages[job.id] = (start, taken, following)
+            candidates += [(text[:20], n, job, text) for n, (_, _, text) in enumerate(taken)]
+        candidates.sort(key=lambda c: c[0])  # by timestamp; stable, so each job keeps its order
+        chosen = candidates[-count:]
+        first_chosen: dict[str, int] = {}
+        for _, n, job, _ in chosen:
+            first_chosen[job.id] = min(n, first_chosen.get(job.id, n))
+        cursors: dict = {}
+        for job_id, (start, taken, following) in pages.items():
+            if job_id not in first_chosen:
+                if taken:
+                    cursors[job_id] = start  # nothing of it shown yet: the same place next time
+            elif first_chosen[job_id] == 0:
+                if following is not None:
+                    cursors[job_id] = following
+            else:
+                index, offset, _ = taken[first_chosen[job_id]]
+                cursors[job_id] = [index, offset]
+        return [(job, text) for _, _, job, text in chosen], cursors or None
+
     def remove(self, job_id: str) -> None:
-        path = self.path(job_id)
-        for candidate in [path] + [f"{path}.{n}" for n in range(1, self.settings["log_backups"] + 2)]:
+        """A deleted job's log and all its rotated files."""
+        for path in self.files(job_id):
             try:
-                os.unlink(candidate)
-            except FileNotFoundError:
-                pass
+                os.unlink(path)
+            except OSError as e:
+                log.error("cannot remove %s: %s", path, e)
 
 
 BLOCK = 65536

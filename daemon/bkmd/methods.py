@@ -130,39 +130,13 @@ def build(daemon: Daemon) -> Registry:
         return _merged(lines, before)
 
     def _merged(count: int, before: Any) -> dict:
-        """Every job's log, merged in time order. The cursor maps each job whose log has more
-        to show to its position (null: from the newest line); a job missing from it is done."""
         if before is not None and not (
             isinstance(before, dict) and all(c is None or _valid_cursor(c) for c in before.values())
         ):
             raise InvalidParams("Invalid params: 'before' must be the cursor a previous page returned")
-        pages = {}
-        candidates = []
-        for target in jobs.by_id.values():
-            if before is not None and target.id not in before:
-                continue
-            start = before.get(target.id) if before else None
-            taken, following = daemon.logs.read(target.id, count, start)
-            pages[target.id] = (start, taken, following)
-            candidates += [(text[:20], n, target, text) for n, (_, _, text) in enumerate(taken)]
-        candidates.sort(key=lambda c: c[0])  # stable: each job's own order is kept
-        chosen = candidates[-count:]
-        first_chosen: dict[str, int] = {}
-        for _, n, target, _ in chosen:
-            first_chosen[target.id] = min(n, first_chosen.get(target.id, n))
-        cursors: dict[str, Any] = {}
-        for job_id, (start, taken, following) in pages.items():
-            if job_id not in first_chosen:
-                if taken:
-                    cursors[job_id] = start  # nothing of it shown yet: same place next time
-            elif first_chosen[job_id] == 0:
-                if following is not None:
-                    cursors[job_id] = following
-            else:
-                index, offset, _ = taken[first_chosen[job_id]]
-                cursors[job_id] = [index, offset]
-        lines = [{"job_id": t.id, "name": t.name, "line": text} for _, _, t, text in chosen]
-        return {"lines": lines, "before": cursors or None}
+        chosen, cursors = daemon.logs.read_merged(list(jobs.by_id.values()), count, before)
+        lines = [{"job_id": job.id, "name": job.name, "line": text} for job, text in chosen]
+        return {"lines": lines, "before": cursors}
 
     def logs_follow(connection, job=None) -> dict:
         keys = None if job is None else {jobs.find(job).id}

@@ -289,3 +289,12 @@ def test_wait_on_a_terminal_shows_one_live_progress_line(bkmd):
     assert any("running" in u and "%" in u and "ETA" in u for u in updates)
     assert "completed" in updates[-1] and "100.0%" in updates[-1]
     assert "job tty completed:" in screen
+
+
+def test_deleting_a_job_removes_its_logs(bkmd, data_dir):
+    job = create(bkmd.home, "gone", "rsync", data_dir + "/", os.path.join(bkmd.home, "dst"))
+    assert bkm(bkmd.home, "job", "start", "gone", "--wait").returncode == 0
+    log = os.path.join(bkmd.home, "logs", job["id"] + ".log")
+    assert os.path.exists(log)
+    assert bkm(bkmd.home, "job", "delete", "gone", "--yes").returncode == 0
+    assert not os.path.exists(log)
