@@ -183,8 +183,11 @@ def bkm(
     )
 
 
-def run_in_terminal(home: str, args: list[str], timeout: float = 60.0) -> tuple[int, str]:
-    """Run bkm with a pseudo-terminal as stdin, stdout and stderr; return (exit code, screen)."""
+def run_in_terminal(
+    home: str, args: list[str], timeout: float = 60.0, prompt: bytes | None = None, reply: bytes | None = None
+) -> tuple[int, str]:
+    """Run bkm with a pseudo-terminal as stdin, stdout and stderr; return (exit code, screen).
+    When ``prompt`` appears, type ``reply`` and Enter, or with no reply press Ctrl-C."""
     import pty
     import select
 
@@ -200,6 +203,12 @@ def run_in_terminal(home: str, args: list[str], timeout: float = 60.0) -> tuple[
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             break
+        if prompt is not None and prompt in output:
+            if reply is None:
+                os.kill(pid, signal.SIGINT)
+            else:
+                os.write(fd, reply + b"\r")
+            prompt = None
         if not select.select([fd], [], [], 0.2)[0]:
             continue
         try:

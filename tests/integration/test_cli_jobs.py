@@ -2,15 +2,12 @@
 
 import json
 import os
-import pty
 import re
-import select
-import signal
 import subprocess
 import time
 
 import pytest
-from helpers import RawClient, bkm, program, wait_for
+from helpers import RawClient, bkm, program, run_in_terminal, wait_for
 
 JOB_KEYS = {
     "id",
@@ -309,48 +306,19 @@ def test_delete_refuses_without_a_terminal_and_without_yes(bkmd, data_dir):
     assert bkm(bkmd.home, "job", "show", "d").returncode == 4
 
 
-def run_in_terminal(home: str, args: list[str], answer: bytes | None, interrupt: bool = False):
-    """Run bkm with a pty as its terminal; answer its prompt or press Ctrl-C at it."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: exec bkm on the terminal
-        os.environ["BKM_HOME"] = home
-        os.execv(program("bkm")[0], program("bkm") + args)
-    seen = b""
-    deadline = time.monotonic() + 20
-    while b"[y/N]" not in seen and time.monotonic() < deadline:
-        if select.select([fd], [], [], 0.5)[0]:
-            seen += os.read(fd, 1024)
-    assert b"[y/N]" in seen, seen
-    if interrupt:
-        os.kill(pid, signal.SIGINT)
-    else:
-        os.write(fd, answer + b"\r")
-    while True:
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), seen.decode("utf-8", "replace")
-
-
 def test_delete_asks_on_a_terminal(bkmd, data_dir):
     create(bkmd.home, "keepme", data_dir, bkmd.home + "/d1")
-    code, screen = run_in_terminal(bkmd.home, ["job", "delete", "keepme"], b"n")
+    code, screen = run_in_terminal(bkmd.home, ["job", "delete", "keepme"], prompt=b"[y/N]", reply=b"n")
     assert "Delete job keepme? [y/N]" in screen and code == 0
     assert bkm(bkmd.home, "job", "show", "keepme").returncode == 0
-    code, screen = run_in_terminal(bkmd.home, ["job", "delete", "keepme"], b"y")
+    code, screen = run_in_terminal(bkmd.home, ["job", "delete", "keepme"], prompt=b"[y/N]", reply=b"y")
     assert code == 0 and "deleted job keepme" in screen
     assert bkm(bkmd.home, "job", "show", "keepme").returncode == 4
 
 
 def test_ctrl_c_at_the_prompt_is_quiet_130(bkmd, data_dir):
     create(bkmd.home, "x", data_dir, bkmd.home + "/d1")
-    code, screen = run_in_terminal(bkmd.home, ["job", "delete", "x"], None, interrupt=True)
+    code, screen = run_in_terminal(bkmd.home, ["job", "delete", "x"], prompt=b"[y/N]")
     assert code == 130 and "Traceback" not in screen
     assert bkm(bkmd.home, "job", "show", "x").returncode == 0
 

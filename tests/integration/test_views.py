@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -17,50 +18,77 @@ def start_throttled(home: str, name: str, size: int = 3 * MIB, limit: int = 1024
     assert bkm(home, "job", "start", name).returncode == 0
 
 
+class Tmux:
+    """bkm in a detached tmux pane that stays after it exits, so that the screen, what bkm
+    wrote and its exit status can all be read."""
+
+    def __init__(self, home: str, args: list[str], width: int) -> None:
+        if not shutil.which("tmux"):
+            pytest.skip("tmux is not installed (scripts/setup installs it)")
+        self.session = f"bkm{os.getpid()}-{time.monotonic_ns()}"
+        self.raw = os.path.join(home, f"{self.session}.raw")  # all bkm wrote, escapes included
+        self.status = os.path.join(home, f"{self.session}.status")
+        # bash records bkm's exit status (tmux's own record of it proved unreliable under load);
+        # on Ctrl-C bash waits for bkm and carries on when bkm handled it.
+        command = f"{shlex.join(program('bkm') + args)}; echo $? > {shlex.quote(self.status)}"
+        tmux = ["tmux", "new-session", "-d", "-s", self.session, "-x", str(width), "-y", "20"]
+        subprocess.run([*tmux, "env", f"BKM_HOME={home}", "TERM=xterm", "bash", "-c", command], check=True)
+        subprocess.run(["tmux", "set-option", "-t", self.session, "remain-on-exit", "on"], check=True)
+        subprocess.run(["tmux", "pipe-pane", "-t", self.session, "-o", f"cat >> {self.raw}"], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.session], capture_output=True, text=True).stdout
+
+    def value(self, name: str) -> str:
+        return subprocess.run(
+            ["tmux", "display", "-p", "-t", self.session, "#{" + name + "}"], capture_output=True, text=True
+        ).stdout.strip()
+
+    def row(self, name: str) -> str:
+        rows = [line for line in self.screen().splitlines() if line.startswith(name + " ")]
+        return rows[0].rstrip() if rows else ""
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.session, *keys], check=True)
+
+    def resize(self, width: int) -> None:
+        subprocess.run(["tmux", "resize-window", "-t", self.session, "-x", str(width), "-y", "20"], check=True)
+
+    def exit_status(self, timeout: float) -> str:
+        def ended() -> str:
+            try:
+                with open(self.status) as f:
+                    return f.read().strip()
+            except FileNotFoundError:
+                return ""
+
+        return wait_for(ended, timeout, interval=0.1, what="bkm to end")
+
+    def written(self) -> bytes:
+        with open(self.raw, "rb") as f:
+            return f.read()
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True)
+
+
 def test_watch_in_a_real_terminal(bkmd):
-    if not shutil.which("tmux"):
-        pytest.skip("tmux is not installed (scripts/setup installs it)")
-    session = f"bkm{os.getpid()}"
     start_throttled(bkmd.home, "tv", size=4 * MIB)
-    command = " ".join(program("bkm")) + " watch tv; echo EXIT=$?; sleep 30"
-    subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "120",
-            "-y",
-            "20",
-            "env",
-            f"BKM_HOME={bkmd.home}",
-            "TERM=xterm",
-            "sh",
-            "-c",
-            command,
-        ],
-        check=True,
-    )
+    pane = Tmux(bkmd.home, ["watch", "tv"], width=120)
     try:
-
-        def screen() -> str:
-            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
-
-        def bar_fill() -> int:
-            rows = [line for line in screen().splitlines() if line.startswith("tv ")]
-            return rows[0].count("#") if rows else -1
-
-        first = wait_for(lambda: bar_fill() > 0 and bar_fill(), 20, interval=0.1, what="a progress bar")
-        wait_for(lambda: bar_fill() > first, 20, interval=0.1, what="the bar to advance")
-        final = wait_for(lambda: "EXIT=" in screen() and screen(), 30, interval=0.2, what="watch to end")
-        rows = [line for line in final.splitlines() if line.startswith("tv ")]
-        assert len(rows) == 1  # redrawn in place, not scrolled
-        assert "completed" in rows[0] and "100.0%" in rows[0]
-        assert "EXIT=0" in final
+        wait_for(lambda: pane.row("tv").count("#") > 0, 20, interval=0.1, what="a progress bar on the screen")
+        assert pane.exit_status(30) == "0"
+        # What reached the terminal: each drawing goes back up over the last one and clears
+        # it (redrawn in place), the bar grows, and the last drawing is the final status.
+        drawings = pane.written().split(b"\x1b[J")[1:]
+        assert len(drawings) >= 3 and all(d.startswith(b"tv ") for d in drawings)
+        assert all(d.endswith(b"\x1b[1F") for d in drawings[:-1])  # one row: one line up each time
+        fills = [d.count(b"#") for d in drawings]  # only the bar draws "#"
+        assert fills == sorted(fills) and len({f for f in fills if 0 < f < max(fills)}) >= 1
+        last = drawings[-1].decode()
+        assert "completed" in last and "100.0%" in last
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        pane.close()
 
 
 def test_watch_json_streams_events_to_the_final_status(bkmd):
@@ -264,58 +292,30 @@ def test_status_warns_about_interrupted_jobs_and_recover_fixes_them(home):
 
 
 def test_watch_follows_resizes_and_ctrl_c_restores_the_cursor(bkmd):
-    if not shutil.which("tmux"):
-        pytest.skip("tmux is not installed (scripts/setup installs it)")
-    session = f"bkmw{os.getpid()}"
     start_throttled(bkmd.home, "resize", size=8 * MIB, limit=512)
-    # bkm is the pane's only process; the pane stays after it exits, with its exit status.
-    subprocess.run(
-        [
-            "tmux",
-            "new-session",
-            "-d",
-            "-s",
-            session,
-            "-x",
-            "150",
-            "-y",
-            "20",
-            "env",
-            f"BKM_HOME={bkmd.home}",
-            "TERM=xterm",
-            *program("bkm"),
-            "watch",
-        ],
-        check=True,
-    )
-    subprocess.run(["tmux", "set-option", "-t", session, "remain-on-exit", "on"], check=True)
-    raw = os.path.join(bkmd.home, "pane.raw")  # what bkm wrote, escape sequences and all
-    subprocess.run(["tmux", "pipe-pane", "-t", session, "-o", f"cat >> {raw}"], check=True)
-
-    def tmux_value(name: str) -> str:
-        return subprocess.run(
-            ["tmux", "display", "-p", "-t", session, "#{" + name + "}"], capture_output=True, text=True
-        ).stdout.strip()
-
-    def row() -> str:
-        screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
-        rows = [line for line in screen.splitlines() if line.startswith("resize ")]
-        return rows[0].rstrip() if rows else ""
-
+    pane = Tmux(bkmd.home, ["watch"], width=150)
     try:
         # A wide terminal gets a wide row (tmux may size the pane just after the first drawing).
-        wait_for(lambda: "running" in row() and len(row()) > 100, 20, interval=0.1, what="a wide row")
-        assert tmux_value("cursor_flag") == "0"  # hidden while drawing
-        subprocess.run(["tmux", "resize-window", "-t", session, "-x", "70", "-y", "20"], check=True)
-        wait_for(lambda: 0 < len(row()) <= 70 and "running" in row(), 20, interval=0.1, what="a narrower row")
-        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
-        wait_for(lambda: tmux_value("pane_dead") == "1", 10, interval=0.1, what="watch to end")
-        assert tmux_value("pane_dead_status") == "130"  # exited by itself, quietly, not killed
-        with open(raw, "rb") as f:
-            written = f.read()
+        wait_for(
+            lambda: "running" in pane.row("resize") and len(pane.row("resize")) > 100,
+            20,
+            interval=0.1,
+            what="a wide row",
+        )
+        assert pane.value("cursor_flag") == "0"  # hidden while drawing
+        pane.resize(70)
+        wait_for(
+            lambda: 0 < len(pane.row("resize")) <= 70 and "running" in pane.row("resize"),
+            20,
+            interval=0.1,
+            what="a narrower row",
+        )
+        pane.keys("C-c")
+        assert pane.exit_status(10) == "130"  # it ended by itself, quietly, not killed by the signal
+        written = pane.written()
         # The cursor is shown again after the last drawing, and nothing was said about an error.
         assert written.rstrip(b"\r\n").endswith(b"\x1b[?25h")
         assert b"Traceback" not in written and b"error" not in written
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        pane.close()
         bkm(bkmd.home, "job", "pause", "resize")
