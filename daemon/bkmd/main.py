@@ -102,6 +102,10 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
     daemon = Daemon(paths, records, settings)
     daemon.runs.mark_interrupted()
     dispatcher = Dispatcher(methods.build(daemon), daemon.commit)
+    loop = asyncio.get_running_loop()
+    # Before the socket exists: whoever can connect may also send SIGTERM, and must get a clean stop.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, daemon.stopping.set)
     gid = system_group() if paths.system else None
     server = Server(dispatcher, Admission({os.getuid(), 0}, gid))
     activated = systemd.listening_socket()
@@ -113,9 +117,6 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
             await server.start(paths.socket, 0o660 if gid is not None else 0o600, gid)
     except (SocketInUse, OSError) as e:
         raise StartupError(f"cannot listen on {paths.socket}: {getattr(e, 'strerror', None) or e}") from None
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, daemon.stopping.set)
     daemon.runs.apply_on_interrupted()
     daemon.runs.requeue()
     daemon.save_quietly()
@@ -154,7 +155,12 @@ def run(paths: bkm_paths.Paths, on_ready=None) -> int:
     return EXIT_OK
 
 
+def _stop_during_startup(signum, frame) -> None:
+    raise KeyboardInterrupt  # a SIGTERM before serving: the same clean exit 0 as Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_during_startup)
     args = parse_args(argv)
     configure_logging(args.verbose)
     try:
