@@ -59,6 +59,7 @@ def build(daemon: Daemon) -> Registry:
             "active": [event(j) for j in jobs.list({model.RUNNING, model.QUEUED, model.PAUSED})],
             "recent": daemon.activity.newest(10),
             "interrupted": [j.name for j in jobs.list({model.INTERRUPTED})],
+            "subscribers": len(daemon.events.subscribers),
         }
 
     def daemon_shutdown() -> dict:

@@ -11,6 +11,16 @@ import pytest
 from helpers import MIB, Bkmd, bkm, create, make_tree, program, wait_for
 
 
+def wait_for_subscribers(home: str, count: int) -> None:
+    """Until that many connections listen for events (a watch or a follow has subscribed)."""
+    wait_for(
+        lambda: json.loads(bkm(home, "status", "--json").stdout)["subscribers"] >= count,
+        20,
+        interval=0.05,
+        what=f"{count} subscriber(s)",
+    )
+
+
 def start_throttled(home: str, name: str, size: int = 3 * MIB, limit: int = 1024) -> None:
     source = os.path.join(home, name + "-src")
     make_tree(source, {"data.bin": size})
@@ -129,7 +139,7 @@ def test_watch_exit_codes(bkmd, data_dir):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(0.5)  # let it subscribe; the pause below is what it must see
+    wait_for_subscribers(bkmd.home, 1)  # the pause below is what it must see
     assert bkm(bkmd.home, "job", "pause", "p").returncode == 0
     assert waiter.wait(20) == 5
 
@@ -149,7 +159,7 @@ def test_watch_says_so_when_bkmd_goes_away(home):
     watcher = subprocess.Popen(
         ["env", f"BKM_HOME={home}", *program("bkm"), "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(0.5)
+    wait_for_subscribers(home, 1)
     daemon.kill()
     _, stderr = watcher.communicate(timeout=20)
     assert watcher.returncode == 3 and "lost the connection to bkmd" in stderr
@@ -210,7 +220,7 @@ def test_logs_follow_shows_a_later_run_across_a_rotation(bkmd, data_dir):
         text=True,
     )
     try:
-        time.sleep(0.5)
+        wait_for_subscribers(bkmd.home, 1)
         for _ in range(5):  # about 6 KB of log: the file rotates while we follow
             assert bkm(bkmd.home, "job", "start", "f", "--wait").returncode == 0
         job = json.loads(bkm(bkmd.home, "job", "show", "f", "--json").stdout)
