@@ -53,6 +53,14 @@ def encode(message: object) -> bytes:
     return data + b"\n"
 
 
+def error(id: int | str | None, code: int, message: str, data: object = None) -> dict:
+    """A JSON-RPC error response."""
+    body: dict = {"code": code, "message": message}
+    if data is not None:
+        body["data"] = data
+    return {"jsonrpc": "2.0", "error": body, "id": id}
+
+
 def request(method: str, params: dict | None = None, id: int | str | None = 1) -> dict:
     message: dict = {"jsonrpc": "2.0", "method": method}
     if params is not None:

@@ -11,6 +11,7 @@ from bkm import paths as bkm_paths
 from bkmd.activity import Activity
 from bkmd.errors import Unavailable
 from bkmd.events import Events
+from bkmd.job import now
 from bkmd.jobs import Jobs
 from bkmd.logs import JobLogs
 from bkmd.runs import Runs
@@ -34,7 +35,7 @@ class Daemon:
         self.runs = Runs(self.jobs, settings, self.logs, self.save_quietly)
         self.pid = os.getpid()
         self.started_monotonic = time.monotonic()
-        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.started_at = now()
         self.stopping = asyncio.Event()
 
     def _announce_log_line(self, job_id: str, line: str) -> None:

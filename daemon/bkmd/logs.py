@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-import time
+
+from bkmd.job import now
 
 log = logging.getLogger("bkmd.logs")
-
-
-def stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class JobLogs:
@@ -18,6 +15,7 @@ class JobLogs:
         self.folder = folder
         self.settings = settings
         self.listeners: list = []  # callables(job_id, line): live followers
+        self._folder_made = False
 
     def path(self, job_id: str) -> str:
         return os.path.join(self.folder, f"{job_id}.log")
@@ -25,11 +23,13 @@ class JobLogs:
     def write(self, job_id: str, message: str, level: str = "info") -> None:
         # One record is one line, whatever the tool printed.
         text = message.replace("\r", " ").replace("\n", " ")
-        line = f"{stamp()} {level} {text}"
+        line = f"{now()} {level} {text}"
         data = (line + "\n").encode("utf-8", "replace")
         path = self.path(job_id)
         try:
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            if not self._folder_made:
+                os.makedirs(self.folder, mode=0o700, exist_ok=True)
+                self._folder_made = True
             self._rotate_if_needed(path, len(data))
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:

@@ -41,13 +41,6 @@ class Registry:
         self.methods[name] = Method(fn, signature, mutates, wants_connection)
 
 
-def _error(id: Any, code: int, message: str, data: Any = None) -> dict:
-    error: dict = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": "2.0", "error": error, "id": id}
-
-
 def _valid_id(value: Any) -> bool:
     return value is None or isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
@@ -64,14 +57,14 @@ class Dispatcher:
         try:
             message = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError:
-            return protocol.encode(_error(None, protocol.PARSE_ERROR, "Parse error: not valid UTF-8"))
+            return protocol.encode(protocol.error(None, protocol.PARSE_ERROR, "Parse error: not valid UTF-8"))
         except RecursionError:
-            return protocol.encode(_error(None, protocol.PARSE_ERROR, "Parse error: nested too deeply"))
+            return protocol.encode(protocol.error(None, protocol.PARSE_ERROR, "Parse error: nested too deeply"))
         except ValueError as e:
-            return protocol.encode(_error(None, protocol.PARSE_ERROR, f"Parse error: {e}"))
+            return protocol.encode(protocol.error(None, protocol.PARSE_ERROR, f"Parse error: {e}"))
         if isinstance(message, list):
             if not message:
-                return protocol.encode(_error(None, protocol.INVALID_REQUEST, "Invalid Request: empty batch"))
+                return protocol.encode(protocol.error(None, protocol.INVALID_REQUEST, "Invalid Request: empty batch"))
             members = message
         else:
             members = [message]
@@ -90,20 +83,20 @@ class Dispatcher:
             except MethodError as e:
                 for i, (response, mutated) in enumerate(outcomes):
                     if mutated and response is not None:
-                        responses[i] = _error(response["id"], e.code, e.message, e.data)
+                        responses[i] = protocol.error(response["id"], e.code, e.message, e.data)
         return [r for r in responses if r is not None]
 
     async def _call(self, request: Any, connection: Any) -> tuple[dict | None, bool]:
         """(response or None for a notification, whether it changed state)."""
         if not isinstance(request, dict):
-            return _error(None, protocol.INVALID_REQUEST, "Invalid Request: not an object"), False
+            return protocol.error(None, protocol.INVALID_REQUEST, "Invalid Request: not an object"), False
         id = request.get("id")
         if not _valid_id(id):
-            return _error(None, protocol.INVALID_REQUEST, "Invalid Request: bad id"), False
+            return protocol.error(None, protocol.INVALID_REQUEST, "Invalid Request: bad id"), False
         method_name = request.get("method")
         params = request.get("params", {})
         if request.get("jsonrpc") != "2.0" or not isinstance(method_name, str) or not isinstance(params, (dict, list)):
-            return _error(id, protocol.INVALID_REQUEST, "Invalid Request"), False
+            return protocol.error(id, protocol.INVALID_REQUEST, "Invalid Request"), False
         notification = "id" not in request
 
         def reply(response: dict) -> dict | None:
@@ -111,20 +104,20 @@ class Dispatcher:
 
         method = self.registry.methods.get(method_name)
         if method is None:
-            return reply(_error(id, protocol.METHOD_NOT_FOUND, f"Method not found: {method_name}")), False
+            return reply(protocol.error(id, protocol.METHOD_NOT_FOUND, f"Method not found: {method_name}")), False
         try:
             args = [connection] if method.wants_connection else []
             bind = method.signature.bind
             bound = bind(**params) if isinstance(params, dict) else bind(*params)
         except TypeError as e:
-            return reply(_error(id, protocol.INVALID_PARAMS, f"Invalid params: {e}")), False
+            return reply(protocol.error(id, protocol.INVALID_PARAMS, f"Invalid params: {e}")), False
         try:
             result = method.fn(*args, *bound.args, **bound.kwargs)
             if inspect.isawaitable(result):
                 result = await result
         except MethodError as e:
-            return reply(_error(id, e.code, e.message, e.data)), False
+            return reply(protocol.error(id, e.code, e.message, e.data)), False
         except Exception:
             log.exception("internal error in %s", method_name)
-            return reply(_error(id, protocol.INTERNAL_ERROR, "Internal error (see the bkmd log)")), False
+            return reply(protocol.error(id, protocol.INTERNAL_ERROR, "Internal error (see the bkmd log)")), False
         return reply({"jsonrpc": "2.0", "result": result, "id": id}), method.mutates

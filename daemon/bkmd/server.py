@@ -201,8 +201,7 @@ class Server:
             writer.close()
 
     async def _refuse(self, connection: Connection, message: str) -> None:
-        error = {"jsonrpc": "2.0", "error": {"code": protocol.UNAVAILABLE, "message": message}, "id": None}
-        await connection.send(protocol.encode(error))
+        await connection.send(protocol.encode(protocol.error(None, protocol.UNAVAILABLE, message)))
 
     async def _read_lines(self, connection: Connection) -> None:
         tokens, refilled = float(RATE_BURST), time.monotonic()
@@ -211,15 +210,8 @@ class Server:
                 line = await connection.reader.readline()
             except ValueError:
                 # asyncio raises ValueError when a line outgrows the limit: refuse and hang up.
-                error = {
-                    "jsonrpc": "2.0",
-                    "error": {
-                        "code": protocol.INVALID_REQUEST,
-                        "message": f"Invalid Request: line longer than {protocol.MAX_LINE_BYTES} bytes",
-                    },
-                    "id": None,
-                }
-                await connection.send(protocol.encode(error))
+                message = f"Invalid Request: line longer than {protocol.MAX_LINE_BYTES} bytes"
+                await connection.send(protocol.encode(protocol.error(None, protocol.INVALID_REQUEST, message)))
                 return
             if not line:
                 return
@@ -229,12 +221,8 @@ class Server:
             tokens = min(RATE_BURST, tokens + (clock - refilled) * RATE_PER_SECOND)
             refilled = clock
             if tokens < 1:
-                error = {
-                    "jsonrpc": "2.0",
-                    "id": None,
-                    "error": {"code": protocol.UNAVAILABLE, "message": "too many requests; slow down"},
-                }
-                await connection.send(protocol.encode(error))
+                busy = protocol.error(None, protocol.UNAVAILABLE, "too many requests; slow down")
+                await connection.send(protocol.encode(busy))
                 continue
             tokens -= 1
             response = await self.dispatcher.handle(line, connection)
