@@ -120,23 +120,22 @@ def bar(percent: float, width: int = 20) -> str:
     return "#" * filled + "-" * (width - filled)
 
 
+def _figures(event: dict) -> tuple[str, str, str]:
+    """An event's bytes ("moved/total"), speed and ETA (only while running) as text; "" if none."""
+    total = event.get("total_bytes") or 0
+    moved = human_bytes(event.get("bytes_transferred") or 0) + (f"/{human_bytes(total)}" if total else "")
+    speed = f"{human_bytes(event['speed_bytes'])}/s" if event.get("speed_bytes") else ""
+    running = event.get("status") == "running"
+    eta = f"ETA {human_duration(event['eta_seconds'])}" if event.get("eta_seconds") is not None and running else ""
+    return moved, speed, eta
+
+
 def progress_line(event: dict) -> str:
     """One line for a live view: name, status, bar, percent, bytes, speed, ETA."""
-    total = event.get("total_bytes") or 0
-    done = human_bytes(event.get("bytes_transferred") or 0) + (f"/{human_bytes(total)}" if total else "")
-    speed = event.get("speed_bytes") or 0
-    parts = [
-        safe(event.get("name", "")),
-        event.get("status", ""),
-        f"[{bar(event.get('percent') or 0.0)}]",
-        f"{event.get('percent') or 0.0:5.1f}%",
-        done,
-    ]
-    if speed:
-        parts.append(f"{human_bytes(speed)}/s")
-    if event.get("eta_seconds") is not None and event.get("status") == "running":
-        parts.append(f"ETA {human_duration(event['eta_seconds'])}")
-    return "  ".join(parts)
+    moved, speed, eta = _figures(event)
+    percent = event.get("percent") or 0.0
+    parts = [safe(event.get("name", "")), event.get("status", ""), f"[{bar(percent)}]", f"{percent:5.1f}%", moved]
+    return "  ".join(parts + [text for text in (speed, eta) if text])
 
 
 STATUS_COLOURS = {
@@ -172,11 +171,8 @@ def row(event: dict, width: int, colour: bool) -> str:
     speed and ETA give way first, then the bar."""
     status = event.get("status", "")
     percent = event.get("percent") or 0.0
-    total = event.get("total_bytes") or 0
-    moved = human_bytes(event.get("bytes_transferred") or 0) + (f"/{human_bytes(total)}" if total else "")
-    running = status == "running"
-    speed = f"{human_bytes(event['speed_bytes'])}/s" if event.get("speed_bytes") and running else ""
-    eta = f"ETA {human_duration(event['eta_seconds'])}" if event.get("eta_seconds") is not None and running else ""
+    moved, speed, eta = _figures(event)
+    speed = speed if status == "running" else ""  # a finished run's last speed would read as current
     name_width = max(8, min(24, width // 4))
     fixed = name_width + 1 + 12 + 1  # name, status
     for tail in (

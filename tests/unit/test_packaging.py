@@ -33,3 +33,16 @@ def test_both_programs_report_the_same_version():
     bkmd = subprocess.run(program("bkmd") + ["--version"], capture_output=True, text=True, check=True)
     assert bkm.stdout.strip() == f"bkm {__version__}"
     assert bkmd.stdout.strip() == f"bkmd {__version__}"
+
+
+def test_bkmd_serves_exactly_the_methods_of_the_shared_protocol(tmp_path):
+    """bkm/protocol.py is the one list of method names both programs rely on."""
+    from bkmd import methods
+    from bkmd.app import Daemon
+    from bkmd.settings import Settings
+
+    from bkm import paths, protocol
+
+    home = str(tmp_path)
+    daemon = Daemon(paths.resolve(home=home), [], Settings(home + "/settings.yaml", {}))
+    assert set(methods.build(daemon).methods) == set(protocol.METHODS)
