@@ -13,6 +13,8 @@ INTERRUPTED = "interrupted"
 STATUSES = (PENDING, QUEUED, RUNNING, PAUSED, COMPLETED, FAILED, INTERRUPTED)
 # A job in one of these has (or is about to have) a transfer process.
 ACTIVE = frozenset({QUEUED, RUNNING})
+# What live views (watch, the dashboard, subscriptions) show, in the order they show it.
+SHOWN = (RUNNING, QUEUED, PAUSED)
 
 # What each request may be made from (the contract's status diagram). Other status changes
 # (queued -> running, running -> completed/failed/paused) follow from a run, not a request.
