@@ -59,6 +59,20 @@ def free_disk(path: str) -> dict:
     return check("disk", WARN if usage.free < LOW_DISK else OK, detail)
 
 
+def machine_checks(paths, rsync_path: str, rclone_path: str) -> list[dict]:
+    """The six checks of the machine itself, in doctor's order: the two tools (as the settings
+    name them), the store's, logs' and settings' folders, and free disk at the store.
+    ``paths`` is a ``bkm.paths.Paths``."""
+    return [
+        tool("rsync", rsync_path),
+        tool("rclone", rclone_path),
+        writable_folder("store", paths.state_dir),
+        writable_folder("logs", paths.logs),
+        writable_folder("settings", os.path.dirname(paths.settings)),
+        free_disk(paths.state_dir),
+    ]
+
+
 def socket_permissions(path: str, system: bool) -> dict:
     try:
         st = os.stat(path)

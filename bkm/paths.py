@@ -7,6 +7,7 @@ pathlib would cost start-up time for nothing.
 from __future__ import annotations
 
 import os
+import stat
 
 # sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
@@ -15,6 +16,8 @@ SYSTEM_SETTINGS_DIR = "/etc/bkm"
 SYSTEM_STATE_DIR = "/var/lib/bkm"
 SYSTEM_LOG_DIR = "/var/log/bkm"
 SYSTEM_RUNTIME_DIR = "/run/bkm"
+# Where a login session's runtime folder is (pam_systemd/logind): /run/user/UID.
+USER_RUNTIME_BASE = "/run/user"
 
 
 class PathError(Exception):
@@ -67,13 +70,35 @@ def _xdg(env: dict, name: str, fallback: str) -> str:
     return os.path.join(os.path.expanduser("~"), fallback)
 
 
+def _user_runtime_dir(env: dict, base: str, uid: int | None) -> str | None:
+    """$XDG_RUNTIME_DIR; without it (cron, ssh without PAM) the login session's BASE/UID when
+    that folder exists and belongs to the user; else None."""
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime):
+        return runtime
+    uid = os.getuid() if uid is None else uid
+    folder = os.path.join(base, str(uid))
+    try:
+        st = os.stat(folder)
+    except (OSError, ValueError):
+        return None
+    return folder if stat.S_ISDIR(st.st_mode) and st.st_uid == uid else None
+
+
 def resolve(
     home: str | None = None,
     socket: str | None = None,
     system: bool = False,
     env: dict | None = None,
+    *,
+    runtime_base: str = USER_RUNTIME_BASE,
+    uid: int | None = None,
 ) -> Paths:
-    """Resolve every path from flags first, then the environment, then the defaults."""
+    """Resolve every path from flags first, then the environment, then the defaults.
+
+    ``runtime_base`` and ``uid`` (default: this process's real uid) say where a login
+    session's runtime folder is looked for when XDG_RUNTIME_DIR is unset; tests change them.
+    """
     env = os.environ if env is None else env
     if home and system:
         raise PathError("--home and --system cannot be used together")
@@ -88,8 +113,8 @@ def resolve(
     else:
         config = os.path.join(_xdg(env, "XDG_CONFIG_HOME", ".config"), "bkm")
         state = os.path.join(_xdg(env, "XDG_STATE_HOME", os.path.join(".local", "state")), "bkm")
-        runtime = env.get("XDG_RUNTIME_DIR", "")
-        run_dir = os.path.join(runtime, "bkm") if runtime and os.path.isabs(runtime) else state
+        runtime = _user_runtime_dir(env, runtime_base, uid)
+        run_dir = os.path.join(runtime, "bkm") if runtime else state
         paths = _paths_in(config, state, os.path.join(state, "logs"), run_dir)
     socket = socket or env.get("BKM_SOCKET") or None
     if socket:

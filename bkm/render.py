@@ -148,14 +148,23 @@ STATUS_COLOURS = {
 }
 
 
+def is_terminal(stream=None) -> bool:
+    """Whether ``stream`` (default: stdout) is a terminal; False for a closed or odd stream."""
+    if stream is None:
+        import sys
+
+        stream = sys.stdout
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def colours_wanted(stream) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
     import os
 
-    try:
-        return stream.isatty() and not os.environ.get("NO_COLOR")
-    except (AttributeError, ValueError):
-        return False
+    return is_terminal(stream) and not os.environ.get("NO_COLOR")
 
 
 def paint(text: str, code: str | None, enabled: bool) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bkm.model import brief
+from bkm.model import brief, parse_bwlimit
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,14 @@ def _whole(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
         return value
 
     return parse
+
+
+def _bwlimit(value: Any) -> int:
+    # The job field's own rule (bkm.model), so a setting and a job accept the same values.
+    parsed, problem = parse_bwlimit(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return parsed
 
 
 def _number(minimum: float, maximum: float) -> Callable[[Any], float]:
@@ -89,7 +97,7 @@ SETTINGS: dict[str, Setting] = {
     s.key: s
     for s in (
         Setting("max_concurrent_jobs", 2, "a whole number, 1 or more", _whole(1, 1000)),
-        Setting("default_bwlimit", 0, "KiB/s, a whole number, 0 (unlimited) or more", _whole(0, 2**31 - 1)),
+        Setting("default_bwlimit", 0, "KiB/s, a whole number, 0 (unlimited) or more", _bwlimit),
         Setting("rsync_path", "rsync", "a program name or path", _program),
         Setting("rclone_path", "rclone", "a program name or path", _program),
         Setting("rsync_args", [], 'a list of arguments, e.g. \'["--checksum"]\' or "--checksum -v"', _arguments),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from bkm import errors
-from bkm.cli.output import echo, print_json
+from bkm.cli.output import echo, json_option, print_json
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@json_option()
 @click.pass_obj
 def doctor(obj, as_json) -> None:
     """Check rsync and rclone (with versions), bkmd (reachable, its version), the folders,
@@ -41,14 +40,9 @@ def doctor(obj, as_json) -> None:
     except errors.BkmError as e:
         results.append(checks.check("bkmd", checks.FAIL, f"{e.message}; {e.hint or ''}".rstrip("; ")))
         # The daemon's view is not to be had: check from here, with the default settings.
-        results += [
-            checks.tool("rsync", "rsync"),
-            checks.tool("rclone", "rclone"),
-            checks.writable_folder("store", paths.state_dir),
-            checks.writable_folder("logs", paths.logs),
-            checks.writable_folder("settings", os.path.dirname(paths.settings)),
-            checks.free_disk(paths.state_dir),
-        ]
+        from bkm.settings import DEFAULTS
+
+        results += checks.machine_checks(paths, DEFAULTS["rsync_path"], DEFAULTS["rclone_path"])
     results.append(checks.socket_permissions(paths.socket, paths.system))
     units = checks.systemd_units(paths.system)
     if units is not None:

@@ -9,11 +9,10 @@ import click
 
 from bkm import errors
 from bkm.cli.completion import job_names
-from bkm.cli.output import echo, is_terminal, print_json
+from bkm.cli.output import echo, json_option, print_json
 from bkm.errors import BkmError
 from bkm.model import is_remote
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+from bkm.render import is_terminal
 
 
 def local_path(path: str | None) -> str | None:
@@ -46,7 +45,7 @@ def job() -> None:
 @click.option(
     "--exclude", "excludes", metavar="PATTERN", multiple=True, help="Leave out files matching PATTERN (repeatable)."
 )
-@json_option
+@json_option()
 @click.pass_obj
 def create(obj, name, job_type, source, dest, bwlimit, excludes, as_json) -> None:
     """Create a job named NAME (status pending).
@@ -78,7 +77,7 @@ def create(obj, name, job_type, source, dest, bwlimit, excludes, as_json) -> Non
     multiple=True,
     help="Only jobs with this status (repeatable): pending, queued, running, paused, completed, failed, interrupted.",
 )
-@json_option
+@json_option()
 @click.pass_obj
 def list_(obj, statuses, as_json) -> None:
     """List jobs, most recently updated first."""
@@ -125,7 +124,7 @@ def list_(obj, statuses, as_json) -> None:
 
 @job.command("show")
 @click.argument("job_ref", metavar="JOB", shell_complete=job_names)
-@json_option
+@json_option()
 @click.pass_obj
 def show(obj, job_ref, as_json) -> None:
     """Show one job: its settings, status, progress and last run."""
@@ -147,7 +146,7 @@ def show(obj, job_ref, as_json) -> None:
     "--exclude", "excludes", metavar="PATTERN", multiple=True, help="Replace the excludes with these (repeatable)."
 )
 @click.option("--clear-excludes", is_flag=True, help="Remove all excludes.")
-@json_option
+@json_option()
 @click.pass_obj
 def edit(obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, as_json) -> None:
     """Change a job that is not running or queued."""
@@ -187,7 +186,7 @@ def edit(obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, as
     is_flag=True,
     help="Wait for the run to end, with a progress line on a terminal; exit 0 completed, 1 failed, 5 paused.",
 )
-@json_option
+@json_option()
 @click.pass_obj
 def start(obj, job_ref, wait, as_json) -> None:
     """Start (or resume) a job's backup; it waits in the queue when max_concurrent_jobs are running.
@@ -202,7 +201,7 @@ def start(obj, job_ref, wait, as_json) -> None:
             else:
                 echo(f"job {started['name']} {'queued' if started['status'] == 'queued' else 'started'}")
             return
-        from bkm.cli.run import EXIT_FOR_STATUS, follow
+        from bkm.cli.run import follow
 
         # Subscribe first, so that not even a very short run can end unseen.
         client.call("events.subscribe", jobs=[job_ref])
@@ -217,7 +216,7 @@ def start(obj, job_ref, wait, as_json) -> None:
             ) from None
         finished = client.call("job.get", job=started["id"])
     _report_run(finished, final["status"], as_json)
-    code = EXIT_FOR_STATUS[final["status"]]
+    code = errors.exit_for([final["status"]])
     if code:
         sys.exit(code)
 
@@ -243,7 +242,7 @@ def _report_run(job: dict, status: str, as_json: bool) -> None:
 
 @job.command("pause")
 @click.argument("job_ref", metavar="JOB", shell_complete=job_names)
-@json_option
+@json_option()
 @click.pass_obj
 def pause(obj, job_ref, as_json) -> None:
     """Pause a running or queued job: the transfer stops, partial data is kept."""

@@ -1,9 +1,18 @@
-"""Printing results: JSON for scripts, or the human form."""
+"""Printing results: JSON for scripts, or the human form; and the `--json` option that chooses."""
 
 from __future__ import annotations
 
 import json
 import sys
+
+import click
+
+JSON_HELP = "Print JSON instead of text."
+
+
+def json_option(help: str = JSON_HELP):
+    """The `--json` flag every command that prints data takes (as the parameter ``as_json``)."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
 
 
 def print_json(data: object) -> None:
@@ -12,11 +21,3 @@ def print_json(data: object) -> None:
 
 def echo(text: str = "") -> None:
     sys.stdout.write(text + "\n")
-
-
-def is_terminal(stream=None) -> bool:
-    stream = stream or sys.stdout
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False

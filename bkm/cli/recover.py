@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from bkm.cli.output import echo, print_json
+from bkm.cli.output import echo, json_option, print_json
 
 
 @click.command()
 @click.option("--dismiss", is_flag=True, help="Mark them failed (error: interrupted) instead of paused.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@json_option()
 @click.pass_obj
 def recover(obj, dismiss, as_json) -> None:
     """Make jobs interrupted by a bkmd crash paused, ready to resume with `bkm job start`.

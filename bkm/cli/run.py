@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from bkm import errors
-from bkm.cli.output import is_terminal
-
-# What a run's end means for `--wait` (and `bkm watch JOB`).
-EXIT_FOR_STATUS = {"completed": errors.OK, "failed": errors.FAILED, "paused": errors.CONFLICT}
+from bkm.errors import EXIT_FOR_STATUS
+from bkm.render import is_terminal
 
 
 def follow(client, job_id: str, show_progress: bool) -> dict:
@@ -26,7 +23,7 @@ def follow(client, job_id: str, show_progress: bool) -> dict:
                 width = terminal_width(sys.stderr)
                 sys.stderr.write("\r\x1b[K" + cut(progress_line(params), width - 1))
                 sys.stderr.flush()
-            if params.get("status") in EXIT_FOR_STATUS:
+            if params.get("status") in EXIT_FOR_STATUS:  # the run ended
                 return params
     finally:
         if live:

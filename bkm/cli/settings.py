@@ -7,9 +7,7 @@ import json
 import click
 
 from bkm.cli.completion import setting_keys
-from bkm.cli.output import echo, print_json
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+from bkm.cli.output import echo, json_option, print_json
 
 
 def _text(value: object) -> str:
@@ -22,7 +20,7 @@ def settings() -> None:
 
 
 @settings.command("show")
-@json_option
+@json_option()
 @click.pass_obj
 def show(obj, as_json) -> None:
     """Show every setting and its value."""
@@ -43,7 +41,7 @@ def show(obj, as_json) -> None:
 
 @settings.command("get")
 @click.argument("key", shell_complete=setting_keys)
-@json_option
+@json_option()
 @click.pass_obj
 def get(obj, key, as_json) -> None:
     """Print the value of KEY alone."""
@@ -58,7 +56,7 @@ def get(obj, key, as_json) -> None:
 @settings.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key", shell_complete=setting_keys)
 @click.argument("value")
-@json_option
+@json_option()
 @click.pass_obj
 def set_(obj, key, value, as_json) -> None:
     """Set KEY to VALUE; bkmd checks the value and says what it expects."""
@@ -72,7 +70,7 @@ def set_(obj, key, value, as_json) -> None:
 
 @settings.command("reset")
 @click.argument("key", required=False, shell_complete=setting_keys)
-@json_option
+@json_option()
 @click.pass_obj
 def reset(obj, key, as_json) -> None:
     """Put KEY (or, without KEY, every setting) back to its default."""

@@ -7,11 +7,11 @@ import sys
 
 import click
 
-from bkm.cli.output import echo, print_json
+from bkm.cli.output import echo, json_option, print_json
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@json_option()
 @click.pass_obj
 def status(obj, as_json) -> None:
     """The dashboard: bkmd's pid, version, uptime and socket; jobs by status; active jobs with

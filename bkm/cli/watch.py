@@ -10,15 +10,16 @@ import click
 
 from bkm import errors
 from bkm.cli.completion import job_names
+from bkm.cli.output import json_option
+from bkm.model import ACTIVE, SHOWN
+from bkm.render import is_terminal
 
-LIVE = ("running", "queued")
-SHOWN = ("running", "queued", "paused")
 HIDE_CURSOR, SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
 
 
 @click.command()
 @click.argument("job_refs", metavar="[JOB]...", nargs=-1, shell_complete=job_names)
-@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON, one per line.")
+@json_option("Print the events as JSON, one per line.")
 @click.pass_obj
 def watch(obj, job_refs, as_json) -> None:
     """Watch jobs live: every running, queued or paused job, or the JOBs named.
@@ -28,7 +29,7 @@ def watch(obj, job_refs, as_json) -> None:
     """
     from bkm import render
 
-    terminal = sys.stdout.isatty() and not as_json
+    terminal = is_terminal(sys.stdout) and not as_json
     with obj.client() as client:
         answer = client.call("events.subscribe", jobs=list(job_refs) if job_refs else None)
         jobs = {e["job_id"]: e for e in answer["jobs"]}
@@ -57,19 +58,11 @@ def watch(obj, job_refs, as_json) -> None:
             if view:
                 view.close()
     if named is not None:
-        sys.exit(_exit_code([jobs[j]["status"] for j in named]))
+        sys.exit(errors.exit_for(jobs[j]["status"] for j in named))
 
 
 def _all_done(jobs: dict, named: set) -> bool:
-    return all(jobs[j]["status"] not in LIVE for j in named)
-
-
-def _exit_code(statuses: list[str]) -> int:
-    if "failed" in statuses:
-        return errors.FAILED
-    if any(s in ("paused", "interrupted") for s in statuses):
-        return errors.CONFLICT
-    return errors.OK
+    return all(jobs[j]["status"] not in ACTIVE for j in named)
 
 
 def _emit(event: dict, as_json: bool, view) -> None:
@@ -103,7 +96,7 @@ class Screen:
         self.resized = False
         width = render.terminal_width(sys.stdout)
         shown = [e for e in jobs.values() if (named is not None and e["job_id"] in named) or e["status"] in SHOWN]
-        shown.sort(key=lambda e: (SHOWN.index(e["status"]) if e["status"] in SHOWN else 3, e["name"]))
+        shown.sort(key=lambda e: (SHOWN.index(e["status"]) if e["status"] in SHOWN else len(SHOWN), e["name"]))
         lines = [render.row(e, width, self.colour) for e in shown] or ["no running, queued or paused jobs"]
         out = []
         if self.rows:

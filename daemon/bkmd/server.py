@@ -62,14 +62,15 @@ class Admission:
 
 
 def bind_socket(path: str, mode: int = 0o600, gid: int | None = None) -> socket.socket:
-    """A listening socket at ``path``, mode 0600, that never appears half-ready.
+    """A listening socket at ``path`` with exactly ``mode`` (0600; 0660 and group ``gid`` in
+    system mode), that never appears half-ready.
 
     It is bound under a temporary name and renamed into place, which also replaces a stale
-    socket left by a dead daemon. A socket some live process still answers on is refused.
+    socket left by a dead daemon (whose mode is not inherited). A socket some live process
+    still answers on is refused.
     """
     if os.path.lexists(path):
-        mode = os.lstat(path).st_mode
-        if not stat.S_ISSOCK(mode):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
             raise SocketInUse(f"{path} exists and is not a socket; remove it or choose another --socket")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

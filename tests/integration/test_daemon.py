@@ -46,11 +46,13 @@ def test_stale_socket_is_replaced(home):
     path = os.path.join(home, "bkmd.sock")
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(path)
+    os.chmod(path, 0o666)
     stale.close()  # the file stays, nobody listens: what a killed daemon leaves
     assert not can_connect(path)
     daemon = Bkmd(home).start()
     try:
         assert daemon.call("daemon.status")["pid"] == daemon.proc.pid
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # not the stale socket's mode
     finally:
         daemon.stop()
 
@@ -126,5 +128,34 @@ def test_socket_override(home):
     try:
         out = bkm(home, "status", "--json", env={"BKM_SOCKET": other})
         assert out.returncode == 0 and other in out.stdout
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770])
+def test_a_socket_folder_others_can_write_to_is_refused(home, mode):
+    folder = os.path.join(home, "open")
+    os.mkdir(folder)
+    os.chmod(folder, mode)
+    out = subprocess.run(
+        program("bkmd") + ["--home", home, "--socket", os.path.join(folder, "bkmd.sock")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"bkmd: error: the socket's folder {folder} (mode {mode:04o}) is writable by")
+    assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr
+    assert os.listdir(folder) == []
+
+
+def test_a_missing_socket_folder_is_created_private(home):
+    path = os.path.join(home, "new", "bkmd.sock")
+    daemon = Bkmd(home, "--socket", path)
+    daemon.socket = path
+    daemon.start()
+    try:
+        assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     finally:
         daemon.stop()

@@ -30,6 +30,18 @@ def test_doctor_works_with_bkmd_down_and_fails(home):
     assert results["rsync"]["status"] == "ok" and results["rclone"]["status"] == "ok"
 
 
+def test_doctor_checks_the_same_machine_with_bkmd_up_or_down(home):
+    down = [r["check"] for r in json.loads(bkm(home, "doctor", "--json").stdout)]
+    daemon = Bkmd(home).start()
+    try:
+        up = [r["check"] for r in json.loads(bkm(home, "doctor", "--json").stdout)]
+    finally:
+        daemon.stop()
+    machine = ["rsync", "rclone", "store", "logs", "settings", "disk"]
+    assert [c for c in down if c in machine] == machine == [c for c in up if c in machine]
+    assert down[0] == up[0] == "bkmd"
+
+
 def test_doctor_fails_on_a_missing_tool(bkmd):
     bkm(bkmd.home, "settings", "set", "rclone_path", "/nonexistent/rclone")
     out = bkm(bkmd.home, "doctor")

@@ -57,3 +57,45 @@ def test_safe_shows_escape_sequences_instead_of_sending_them():
     assert "\x1b" not in text and "\x07" not in text and "\n" not in text
     assert "\\x1b[2J" in text
     assert render.safe("plain ünïcode") == "plain ünïcode"
+
+
+class Stream:
+    def __init__(self, tty: bool = False, closed: bool = False) -> None:
+        self.tty, self.closed = tty, closed
+
+    def isatty(self) -> bool:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        return self.tty
+
+
+def test_is_terminal():
+    assert render.is_terminal(Stream(tty=True))
+    assert not render.is_terminal(Stream())
+    assert not render.is_terminal(Stream(tty=True, closed=True))
+    assert not render.is_terminal(object())
+
+
+def test_is_terminal_defaults_to_stdout(monkeypatch):
+    monkeypatch.setattr("sys.stdout", Stream(tty=True))
+    assert render.is_terminal()
+    monkeypatch.setattr("sys.stdout", Stream())
+    assert not render.is_terminal()
+
+
+def test_colours_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert render.colours_wanted(Stream(tty=True))
+    assert not render.colours_wanted(Stream())
+    assert not render.colours_wanted(Stream(tty=True, closed=True))
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not render.colours_wanted(Stream(tty=True))
+
+
+def test_render_needs_no_click():
+    import subprocess
+    import sys
+
+    code = "import sys, bkm.render; print('click' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,6 +1,7 @@
 import pytest
 
 from bkm import settings
+from bkm.model import parse_bwlimit
 
 
 def test_every_contract_key_has_its_default():
@@ -73,3 +74,17 @@ def test_unknown_key_lists_the_valid_ones():
         settings.parse("nope", 1)
     message = settings.unknown_message("nope")
     assert all(key in message for key in settings.SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, 17, "17", " 5 ", "+5", 2**31 - 1, "2147483647", -1, "-1", 2**31, "x", "", True, 1.5, "1.5", None, [], "٣"],
+)
+def test_default_bwlimit_accepts_exactly_what_a_jobs_bwlimit_accepts(value):
+    parsed, problem = parse_bwlimit(value)
+    if problem is None:
+        assert settings.parse("default_bwlimit", value) == parsed
+    else:
+        with pytest.raises(ValueError) as e:
+            settings.parse("default_bwlimit", value)
+        assert "KiB/s" in str(e.value)

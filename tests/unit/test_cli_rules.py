@@ -1,0 +1,87 @@
+"""Rules the client states once: --json, the exit code for a run's end, doctor's machine checks,
+and a lean start-up."""
+
+import importlib
+import os
+import subprocess
+import sys
+
+import click
+import pytest
+
+from bkm import checks, errors, model
+from bkm.cli import COMMANDS
+from bkm.paths import resolve
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def all_commands():
+    for name, (module, attribute, _) in COMMANDS.items():
+        command = getattr(importlib.import_module(module), attribute)
+        if isinstance(command, click.Group):
+            for sub_name, sub in command.commands.items():
+                yield f"{name} {sub_name}", sub
+        else:
+            yield name, command
+
+
+def test_every_json_option_is_the_same_flag():
+    with_json = {}
+    for name, command in all_commands():
+        for param in command.params:
+            if "--json" in getattr(param, "opts", ()):
+                assert param.name == "as_json" and param.is_flag and param.help, name
+                with_json[name] = param
+    for name in ("job create", "job list", "job show", "job start", "status", "recover", "doctor", "watch"):
+        assert name in with_json, name
+
+
+def test_the_json_option_is_written_only_in_output():
+    for folder, _, files in os.walk(os.path.join(ROOT, "bkm", "cli")):
+        for file in files:
+            if file.endswith(".py") and file != "output.py":
+                with open(os.path.join(folder, file)) as f:
+                    assert '"--json"' not in f.read(), file
+
+
+@pytest.mark.parametrize(
+    "statuses, code",
+    [
+        (["completed"], errors.OK),
+        (["failed"], errors.FAILED),
+        (["paused"], errors.CONFLICT),
+        (["interrupted"], errors.CONFLICT),
+        (["pending"], errors.OK),
+        (["completed", "paused"], errors.CONFLICT),
+        (["paused", "failed", "completed"], errors.FAILED),
+        ([], errors.OK),
+    ],
+)
+def test_exit_code_for_where_runs_ended(statuses, code):
+    assert errors.exit_for(statuses) == code
+    assert errors.exit_for(iter(statuses)) == code
+
+
+def test_exit_table_names_real_statuses():
+    assert set(errors.EXIT_FOR_STATUS) <= set(model.STATUSES)
+
+
+def test_machine_checks_are_doctors_six(tmp_path):
+    paths = resolve(home=str(tmp_path))
+    results = checks.machine_checks(paths, sys.executable, "/nonexistent/rclone")
+    assert [r["check"] for r in results] == ["rsync", "rclone", "store", "logs", "settings", "disk"]
+    assert results[1]["status"] == checks.FAIL and "/nonexistent/rclone" in results[1]["detail"]
+    assert all(set(r) == {"check", "status", "detail"} for r in results)
+
+
+def test_cli_modules_import_nothing_heavy():
+    modules = [module for module, _, _ in COMMANDS.values()] + ["bkm.cli.run", "bkm.cli.output"]
+    code = (
+        "import sys, importlib\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print(sorted(m for m in ('tabulate', 'yaml', 'bkm.client', 'bkm.settings', 'dataclasses', 'socket')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
