@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 PENDING = "pending"
 QUEUED = "queued"
 RUNNING = "running"
@@ -16,18 +21,43 @@ ACTIVE = frozenset({QUEUED, RUNNING})
 # What live views (watch, the dashboard, subscriptions) show, in the order they show it.
 SHOWN = (RUNNING, QUEUED, PAUSED)
 
-# What each request may be made from (the contract's status diagram). Other status changes
-# (queued -> running, running -> completed/failed/paused) follow from a run, not a request.
-ALLOWED_FROM = {
-    "start": frozenset({PENDING, PAUSED, FAILED, COMPLETED, INTERRUPTED}),
-    "pause": frozenset({RUNNING, QUEUED}),
-    "edit": frozenset(STATUSES) - ACTIVE,
-    "delete": frozenset(STATUSES) - ACTIVE,
-    "recover": frozenset({INTERRUPTED}),
-    "dismiss": frozenset({INTERRUPTED}),
-}
+# A start is allowed from these (a completed backup runs again: backups recur).
+STARTABLE = frozenset({PENDING, PAUSED, FAILED, COMPLETED, INTERRUPTED})
 # A start from one of these continues the earlier run instead of beginning afresh.
 RESUMES_FROM = frozenset({PAUSED, INTERRUPTED})
+
+# Every status change bkmd makes, by its cause: the statuses it may come from and those it
+# may lead to (the contract's status diagram). bkmd's Jobs.set_status is the only place a
+# status changes and refuses anything not in this table; undoing a change that could not be
+# saved is the reverse of one of these.
+TRANSITIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "start": (STARTABLE, frozenset({RUNNING, QUEUED})),
+    "dequeue": (frozenset({QUEUED}), frozenset({RUNNING})),
+    "pause": (frozenset({QUEUED}), frozenset({PAUSED})),  # a running job pauses when its run ends
+    "run ended": (frozenset({RUNNING}), frozenset({COMPLETED, FAILED, PAUSED})),
+    "found running": (frozenset({RUNNING}), frozenset({INTERRUPTED})),  # a run of an earlier bkmd
+    "recover": (frozenset({INTERRUPTED}), frozenset({PAUSED})),
+    "dismiss": (frozenset({INTERRUPTED}), frozenset({FAILED})),
+}
+
+
+def may_change(cause: str, before: str, after: str) -> bool:
+    """Whether ``cause`` may turn ``before`` into ``after``; cause "undo" reverses any change."""
+    if cause == "undo":
+        return any(after in sources and before in targets for sources, targets in TRANSITIONS.values())
+    sources, targets = TRANSITIONS.get(cause, ((), ()))
+    return before in sources and after in targets
+
+
+# What each request may be made from. Edit and delete change no status.
+ALLOWED_FROM = {
+    "start": STARTABLE,
+    "pause": ACTIVE,
+    "edit": frozenset(STATUSES) - ACTIVE,
+    "delete": frozenset(STATUSES) - ACTIVE,
+    "recover": TRANSITIONS["recover"][0],
+    "dismiss": TRANSITIONS["dismiss"][0],
+}
 
 
 def allowed(action: str, status: str) -> bool:
@@ -147,3 +177,49 @@ def excludes_problem(excludes: object) -> str | None:
         if _not_utf8(pattern):
             return "each pattern must be valid UTF-8"
     return None
+
+
+def _checked(problem: Callable[[object], str | None]) -> Callable[[object], tuple[object, str | None]]:
+    return lambda value: (value, problem(value))
+
+
+def _parse_excludes(value: object) -> tuple[object, str | None]:
+    problem = excludes_problem(value)
+    return (None, problem) if problem else (list(value), None)  # type: ignore[arg-type]
+
+
+class Field:
+    """One job field a person sets: its JSON name and type, its rule, whether `job edit` may
+    change it and its default. Every field is declared here once; the daemon's job record,
+    validation, the store's checks and the RPC parameters all follow this table.
+    (A plain class: the client imports this module and dataclasses cost start-up time.)"""
+
+    __slots__ = ("name", "kind", "parse", "editable", "default", "default_setting")
+
+    def __init__(
+        self,
+        name: str,
+        kind: type,
+        parse: Callable[[object], tuple[object, str | None]],
+        editable: bool = True,
+        default: object = None,
+        default_setting: str | None = None,
+    ) -> None:
+        self.name, self.kind, self.parse, self.editable = name, kind, parse, editable
+        self.default, self.default_setting = default, default_setting
+
+    @property
+    def required(self) -> bool:
+        return self.default is None and self.default_setting is None
+
+
+JOB_FIELDS: tuple[Field, ...] = (
+    Field("name", str, _checked(name_problem)),
+    Field("type", str, _checked(type_problem), editable=False),
+    Field("source", str, _checked(path_problem)),
+    Field("dest", str, _checked(path_problem)),
+    Field("bwlimit", int, parse_bwlimit, default_setting="default_bwlimit"),
+    Field("excludes", list, _parse_excludes, default=()),
+)
+FIELD_NAMES = tuple(f.name for f in JOB_FIELDS)
+EDITABLE = tuple(f.name for f in JOB_FIELDS if f.editable)

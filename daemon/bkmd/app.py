@@ -1,4 +1,4 @@
-"""What one running bkmd holds: its paths, jobs, runs, settings, and how a change is saved."""
+"""What one running bkmd holds: its paths, jobs, runs, settings, and how changes are saved."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import time
 
 from bkm import paths as bkm_paths
 from bkmd.activity import Activity
+from bkmd.change import Change
 from bkmd.errors import Unavailable
 from bkmd.events import Events
 from bkmd.job import now
 from bkmd.jobs import Jobs
 from bkmd.logs import JobLogs
+from bkmd.recovery import Recovery, TransferRecords
+from bkmd.runner import Transfer
 from bkmd.runs import Runs
 from bkmd.settings import Settings
 
@@ -22,7 +25,9 @@ CHECKPOINT_SECONDS = 10.0
 
 
 class Daemon:
-    def __init__(self, paths: bkm_paths.Paths, records: list[dict], settings: Settings) -> None:
+    def __init__(
+        self, paths: bkm_paths.Paths, records: list[dict], settings: Settings, transfer_factory=Transfer
+    ) -> None:
         self.paths = paths
         self.settings = settings
         self.events = Events()
@@ -32,7 +37,11 @@ class Daemon:
         self.activity = Activity(os.path.join(paths.state_dir, "activity.log"))
         self.jobs.on_status.append(self.activity.record)
         self.jobs.on_deleted.append(lambda job: self.logs.remove(job.id))
-        self.runs = Runs(self.jobs, settings, self.logs, self.save_quietly)
+        transfers = TransferRecords(os.path.join(paths.state_dir, "transfers"))
+        self.runs = Runs(self.jobs, settings, self.logs, self.save_in_background, transfers, transfer_factory)
+        self.recovery = Recovery(self.jobs, self.logs, transfers, settings, self.runs)
+        # A saved settings change may free slots (max_concurrent_jobs): start queued jobs.
+        settings.on_change.append(self.runs.start_queued)
         self.pid = os.getpid()
         self.started_monotonic = time.monotonic()
         self.started_at = now()
@@ -43,35 +52,67 @@ class Daemon:
         params = {"job_id": job_id, "name": job.name if job else None, "line": line}
         self.events.publish("log_line", job_id, params)
 
-    def commit(self) -> None:
-        """Write what changed; if the disk refuses, undo it in memory too and tell the caller."""
+    def commit(self, changes: list[Change]) -> None:
+        """Save requests' changes (one write for all); if the disk refuses, undo each of them
+        (and nothing else) in memory too and raise ``Unavailable`` ("could not save", exit 1)."""
+        settings_saved = False
         try:
-            if self.jobs.dirty:
-                self.jobs.save()
-            if self.settings.dirty:
+            if any(change.settings_changed for change in changes):
                 self.settings.save()
+                settings_saved = True
+            if any(change.jobs_changed for change in changes):
+                self.jobs.save()
         except OSError as e:
-            self.jobs.rollback()
-            self.settings.rollback()
+            for change in reversed(changes):
+                change.undo()
+            if settings_saved:  # the settings file must not keep what was just undone
+                try:
+                    self.settings.save()
+                except OSError as again:
+                    log.error("could not restore %s: %s", self.paths.settings, again.strerror or again)
             where = e.filename or self.paths.store
             log.error("could not save %s: %s; the change was undone", where, e.strerror or e)
             raise Unavailable(f"could not save the change: {where}: {e.strerror or e}", {"errno": e.errno}) from None
+        for change in changes:
+            change.saved()
 
-    def save_quietly(self) -> None:
-        """Save what runs (not requests) changed; a failure is logged and retried next time."""
-        if self.jobs.dirty or self.settings.dirty:
-            try:
-                self.commit()
-            except Unavailable:
-                pass
+    def start_up(self) -> None:
+        """What a starting bkmd decides before serving: survivors of an earlier bkmd ended,
+        its runs interrupted, on_interrupted applied, the queue restored."""
+        self.recovery.end_survivors()
+        self.recovery.mark_interrupted()
+        change = Change()
+        self.recovery.apply_on_interrupted(change)
+        try:
+            self.commit([change])
+        except Unavailable:
+            pass  # logged; the jobs stay interrupted, for a person to recover
+        self.recovery.requeue()
+        self.save_in_background()
+
+    def save_in_background(self) -> bool:
+        """Save what runs (not requests) decided; a failure is logged, undoes nothing, and the
+        next checkpoint tries again."""
+        if not self.jobs.unsaved:
+            return True
+        try:
+            self.jobs.save()
+        except OSError as e:
+            log.error(
+                "could not save %s: %s; will try again in %.0f s",
+                e.filename or self.paths.store,
+                e.strerror or e,
+                CHECKPOINT_SECONDS,
+            )
+            return False
+        return True
 
     async def checkpoints(self) -> None:
-        """Progress lives in memory; running jobs' progress reaches the store this often."""
+        """Progress lives in memory; it (and any save that failed) reaches the store this often."""
         while True:
             await asyncio.sleep(CHECKPOINT_SECONDS)
-            if self.runs.active:
-                self.save_quietly()
+            self.save_in_background()
 
     async def stop(self) -> None:
         await self.runs.stop_all()
-        self.save_quietly()
+        self.save_in_background()

@@ -15,6 +15,8 @@ class MethodError(Exception):
 
 
 class InvalidParams(MethodError):
+    """The request is malformed: a parameter of the wrong shape (JSON-RPC -32602)."""
+
     code = protocol.INVALID_PARAMS
 
 
@@ -29,8 +31,9 @@ class Conflict(MethodError):
     code = protocol.CONFLICT
 
 
-class Invalid(MethodError):
-    """Validation failed; ``fields`` maps every offending field to what is wrong with it."""
+class ValidationFailed(MethodError):
+    """Well-formed values that break a rule; ``fields`` maps each offending field to what is
+    wrong with it (-32003, exit 2)."""
 
     code = protocol.VALIDATION
 
@@ -41,4 +44,6 @@ class Invalid(MethodError):
 
 
 class Unavailable(MethodError):
+    """bkmd cannot do it now (the change could not be saved, too busy)."""
+
     code = protocol.UNAVAILABLE

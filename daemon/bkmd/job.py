@@ -1,9 +1,11 @@
-"""One job as bkmd holds it: the contract's fields plus what only the daemon needs."""
+"""One job as bkmd holds it: the fields a person set (bkm.model.JOB_FIELDS) and its state."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+
+from bkm import model
 
 
 def now() -> str:
@@ -17,12 +19,8 @@ def empty_progress() -> dict:
 @dataclass(slots=True)
 class Job:
     id: str
-    name: str
-    type: str
-    source: str
-    dest: str
-    bwlimit: int
-    excludes: list[str]
+    # The fields of bkm.model.JOB_FIELDS, by name; read them as attributes (job.source).
+    spec: dict
     status: str
     created_at: str
     updated_at: str
@@ -32,20 +30,19 @@ class Job:
     runs: list[dict] = field(default_factory=list)
     # Store-wide change counter: orders jobs changed within the same second.
     rev: int = 0
-    # The transfer process of a running job (pid, and its start time in clock ticks since
-    # boot, so a pid reused by another process is never mistaken for it).
-    pid: int | None = None
-    pid_start: int | None = None
+
+    def __getattr__(self, name: str):
+        # Only called for names that are not attributes: the job's fields.
+        try:
+            return self.spec[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def public(self) -> dict:
+        """The contract's job object."""
         return {
             "id": self.id,
-            "name": self.name,
-            "type": self.type,
-            "source": self.source,
-            "dest": self.dest,
-            "bwlimit": self.bwlimit,
-            "excludes": list(self.excludes),
+            **{name: _copy(self.spec[name]) for name in model.FIELD_NAMES},
             "status": self.status,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -65,8 +62,6 @@ class Job:
         record["progress"]["percent"] = round(float(record["progress"].get("percent") or 0.0), 2)
         record["runs"] = self.runs
         record["rev"] = self.rev
-        record["pid"] = self.pid
-        record["pid_start"] = self.pid_start
         return record
 
     @classmethod
@@ -77,12 +72,7 @@ class Job:
         runs = record.get("runs")
         return cls(
             id=record["id"],
-            name=record["name"],
-            type=record["type"],
-            source=record["source"],
-            dest=record["dest"],
-            bwlimit=record["bwlimit"],
-            excludes=list(record["excludes"]),
+            spec={name: _copy(record[name]) for name in model.FIELD_NAMES},
             status=record["status"],
             created_at=record["created_at"],
             updated_at=record["updated_at"],
@@ -90,9 +80,11 @@ class Job:
             last_run=record.get("last_run"),
             runs=runs if isinstance(runs, list) else [],
             rev=int(record.get("rev") or 0),
-            pid=record.get("pid"),
-            pid_start=record.get("pid_start"),
         )
+
+
+def _copy(value: object) -> object:
+    return list(value) if isinstance(value, list) else value
 
 
 def event(job: Job) -> dict:

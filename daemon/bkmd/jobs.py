@@ -1,8 +1,8 @@
-"""The jobs: the one place where a job is created, changed, removed or changes status.
+"""The jobs: creating, changing and removing them, and the one place where a status changes.
 
-Requests change memory and record how to undo it; ``commit`` (in app.py) writes the store
-once per request, or undoes the change if it cannot. Runs report back here through
-``bkmd.runs``, which also only asks this module to change a status.
+Requests pass their ``Change``: each step records its undo there and the store is written
+when the change is committed. Runs (bkmd.runs, bkmd.recovery) pass none: what they change is
+already decided, is marked ``unsaved`` and reaches the store with the next save.
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ from collections.abc import Callable
 
 from bkm import model
 from bkmd import store
+from bkmd.change import Change
 from bkmd.errors import Conflict, InvalidParams, JobNotFound
 from bkmd.job import Job, event, now
 
 log = logging.getLogger("bkmd.jobs")
+
+
+class ImpossibleTransition(Exception):
+    """A status change the state machine does not allow: a bug in bkmd, never the user's."""
 
 
 class Jobs:
@@ -28,11 +33,10 @@ class Jobs:
         for record in records:
             self._add(Job.from_record(record))
         self.rev = max((job.rev for job in self.by_id.values()), default=0)
-        self._undo: list[Callable[[], None]] = []
-        self._changed = False  # changes that need saving but cannot be undone (status, progress)
-        self.on_status: list[Callable[[Job], None]] = []  # told of every status change
+        # Decided changes (a run's end, progress) not yet on disk.
+        self.unsaved = False
+        self.on_status: list[Callable[[Job], None]] = []  # told of every status change that stays
         self.on_deleted: list[Callable[[Job], None]] = []  # told once a deletion is saved
-        self._after_save: list[Callable[[], None]] = []
 
     def _add(self, job: Job) -> None:
         self.by_id[job.id] = job
@@ -68,14 +72,10 @@ class Jobs:
     def with_status(self, *statuses: str) -> list[Job]:
         return [job for job in self.by_id.values() if job.status in statuses]
 
-    # -- changing -----------------------------------------------------------------------------
-
-    def _touch(self, job: Job) -> None:
-        self.rev += 1
-        job.rev = self.rev
-        job.updated_at = now()
+    # -- status -------------------------------------------------------------------------------
 
     def check(self, action: str, job: Job) -> None:
+        """Refuse a request the job's status does not allow (a conflict, exit 5)."""
         if not model.allowed(action, job.status):
             hint = {"edit": "pause it first", "delete": "pause it first"}.get(action, "")
             raise Conflict(
@@ -83,12 +83,40 @@ class Jobs:
                 {"status": job.status},
             )
 
-    def set_status(self, job: Job, status: str, announce: bool = True) -> None:
-        """Every status change passes here: stamped, saved with the next commit, announced
-        (by the caller, with ``announce=False``, when it must save first)."""
+    def set_status(
+        self, job: Job, cause: str, status: str, change: Change | None = None, announce: bool = True, **updates
+    ) -> None:
+        """Every status change passes here and is checked against model.TRANSITIONS; ``updates``
+        (last_run, progress, runs) change with it.
+
+        With a request's ``change``, undoing the change restores all of it as it was, and the
+        change is announced (and recorded as activity) only once it is saved. Without one it
+        is a run's doing: marked unsaved and announced now (or by the caller, with
+        ``announce=False``, once it has saved it).
+        """
+        if not model.may_change(cause, job.status, status):
+            log.error("internal error: %s cannot turn job %r from %s into %s", cause, job.name, job.status, status)
+            raise ImpossibleTransition(f"{cause}: {job.status} -> {status}")
+        before = (job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs)
         job.status = status
+        for key, value in updates.items():
+            setattr(job, key, value)
         self._touch(job)
-        self._changed = True
+        if change is None:
+            self.unsaved = True
+            self._settled(job, announce)
+            return
+        change.jobs_changed = True
+        change.on_undo(lambda: self._restore(job, before))
+        change.after_save(lambda: self._settled(job, True))
+
+    def _restore(self, job: Job, before: tuple) -> None:
+        if not model.may_change("undo", job.status, before[0]):
+            log.error("internal error: cannot undo job %r from %s back to %s", job.name, job.status, before[0])
+            raise ImpossibleTransition(f"undo: {job.status} -> {before[0]}")
+        job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs = before
+
+    def _settled(self, job: Job, announce: bool) -> None:
         for callback in self.on_status:
             callback(job)
         if announce:
@@ -98,78 +126,61 @@ class Jobs:
         self.publish("job_update", job.id, event(job))
 
     def progress_changed(self) -> None:
-        self._changed = True
+        self.unsaved = True
 
-    def on_undo(self, undo: Callable[[], None]) -> None:
-        self._undo.append(undo)
+    # -- requests -----------------------------------------------------------------------------
 
-    def create(self, fields: dict) -> Job:
+    def _touch(self, job: Job) -> None:
+        self.rev += 1
+        job.rev = self.rev
+        job.updated_at = now()
+
+    def create(self, fields: dict, change: Change) -> Job:
         if fields["name"] in self.by_name:
             raise Conflict(f"a job named {fields['name']!r} already exists", {"name": fields["name"]})
         stamp = now()
-        job = Job(
-            id=uuid.uuid4().hex,
-            name=fields["name"],
-            type=fields["type"],
-            source=fields["source"],
-            dest=fields["dest"],
-            bwlimit=fields["bwlimit"],
-            excludes=fields["excludes"],
-            status=model.PENDING,
-            created_at=stamp,
-            updated_at=stamp,
-        )
+        job = Job(id=uuid.uuid4().hex, spec=dict(fields), status=model.PENDING, created_at=stamp, updated_at=stamp)
         self.rev += 1
         job.rev = self.rev
         self._add(job)
-        self._undo.append(lambda: self._remove(job))
+        change.jobs_changed = True
+        change.on_undo(lambda: self._remove(job))
         return job
 
-    def update(self, job: Job, changes: dict) -> Job:
+    def update(self, job: Job, changes: dict, change: Change) -> Job:
         self.check("edit", job)
         new_name = changes.get("name")
         if new_name is not None and new_name != job.name and new_name in self.by_name:
             raise Conflict(f"a job named {new_name!r} already exists", {"name": new_name})
-        fields = ("name", "source", "dest", "bwlimit", "excludes", "updated_at", "rev")
-        before = {key: getattr(job, key) for key in fields}
+        before = (dict(job.spec), job.updated_at, job.rev)
 
         def undo() -> None:
             del self.by_name[job.name]
-            for key, value in before.items():
-                setattr(job, key, value)
+            spec, job.updated_at, job.rev = before
+            job.spec = spec
             self.by_name[job.name] = job
 
         del self.by_name[job.name]
-        for key, value in changes.items():
-            setattr(job, key, value)
+        job.spec = {**job.spec, **changes}
         self.by_name[job.name] = job
         self._touch(job)
-        self._undo.append(undo)
+        change.jobs_changed = True
+        change.on_undo(undo)
         return job
 
-    def delete(self, job: Job) -> None:
+    def delete(self, job: Job, change: Change) -> None:
         self.check("delete", job)
         self._remove(job)
-        self._undo.append(lambda: self._add(job))
+        change.jobs_changed = True
+        change.on_undo(lambda: self._add(job))
         # Its files go only once the store no longer has it: a deletion that cannot be saved
         # is undone, and must find its logs where they were.
-        self._after_save.extend(lambda callback=callback: callback(job) for callback in self.on_deleted)
+        for callback in self.on_deleted:
+            change.after_save(lambda callback=callback: callback(job))
 
     # -- saving -------------------------------------------------------------------------------
 
-    @property
-    def dirty(self) -> bool:
-        return bool(self._undo) or self._changed
-
     def save(self) -> None:
+        """Write every job as memory holds it now (raises OSError; the caller decides)."""
         store.save_jobs(self.store_path, (job.record() for job in self.by_id.values()))
-        self._undo.clear()
-        self._changed = False
-        actions, self._after_save = self._after_save, []
-        for action in actions:
-            action()
-
-    def rollback(self) -> None:
-        self._after_save.clear()
-        while self._undo:
-            self._undo.pop()()
+        self.unsaved = False

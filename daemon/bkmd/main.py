@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import stat
 import sys
 
 from bkm import __version__
@@ -46,10 +47,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _make_dir(path: str, mode: int = 0o700) -> None:
+    """Create ``path`` (and missing parents) when it does not exist, the folder itself with
+    exactly ``mode``: makedirs' mode is masked by the umask, hence the chmod. An existing
+    folder is left as it is."""
     try:
-        os.makedirs(path, mode=mode, exist_ok=True)
+        os.makedirs(path, mode=mode)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise StartupError(f"cannot create {path}: something that is not a folder is in the way") from None
+        return
     except OSError as e:
         raise StartupError(f"cannot create {path}: {e.strerror}") from None
+    try:
+        os.chmod(path, mode)
+    except OSError as e:
+        raise StartupError(f"cannot set the mode of {path}: {e.strerror}") from None
+
+
+def socket_folder_problem(path: str, euid: int, allowed_gid: int | None) -> str | None:
+    """Why the socket may not live in the folder ``path``, or None: whoever can write to the
+    folder can replace the socket. Its owner must be bkmd's user (``euid``) or root; only its
+    owner may write to it, or also its group when that is bkmd's own (``allowed_gid``)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return f"cannot use the socket's folder {path}: {e.strerror}"
+    mode = stat.S_IMODE(st.st_mode)
+    if not stat.S_ISDIR(st.st_mode):
+        return f"the socket's folder {path} is not a folder"
+    if st.st_uid not in (euid, 0):
+        return (
+            f"the socket's folder {path} belongs to uid {st.st_uid}, not to bkmd's user (uid {euid}) or root,"
+            " who could replace the socket; choose another --socket"
+        )
+    if mode & stat.S_IWOTH:
+        who = "other users"
+    elif mode & stat.S_IWGRP and st.st_gid != allowed_gid:
+        who = f"its group (gid {st.st_gid})"
+    else:
+        return None
+    return (
+        f"the socket's folder {path} (mode {mode:04o}) is writable by {who}, who could replace the socket;"
+        f" make it private (chmod go-w {path}) or choose another --socket"
+    )
 
 
 SYSTEM_GROUP = "bkm"
@@ -65,18 +105,30 @@ def system_group() -> int | None:
         return None
 
 
+def _socket_folder(paths: bkm_paths.Paths, gid: int | None) -> None:
+    """The socket's folder: created private when missing (0700; 0750, group ``gid``, in system
+    mode), and refused when someone else could replace the socket in it."""
+    mode = 0o750 if gid is not None else 0o700
+    _make_dir(paths.socket_dir, mode)
+    if paths.system and gid is not None:  # the group may reach the socket's folder, nobody else
+        try:
+            os.chown(paths.socket_dir, -1, gid)
+            os.chmod(paths.socket_dir, mode)
+        except OSError as e:
+            raise StartupError(f"cannot give {paths.socket_dir} to the group {SYSTEM_GROUP}: {e.strerror}") from None
+    problem = socket_folder_problem(paths.socket_dir, os.geteuid(), gid)
+    if problem:
+        raise StartupError(problem)
+
+
 def prepare(paths: bkm_paths.Paths):
     """Folders, the lock and the loaded store; raises StartupError with a one-line reason."""
     from bkmd import lock, store
     from bkmd.settings import Settings
 
-    for directory in {paths.state_dir, paths.socket_dir, os.path.dirname(paths.settings)}:
+    for directory in {paths.state_dir, os.path.dirname(paths.settings)} - {paths.socket_dir}:
         _make_dir(directory)
-    if paths.system:
-        gid = system_group()
-        if gid is not None:  # the group may reach the socket's folder, nobody else
-            os.chown(paths.socket_dir, -1, gid)
-            os.chmod(paths.socket_dir, 0o750)
+    _socket_folder(paths, system_group() if paths.system else None)
     try:
         held = lock.acquire(paths.lock)
     except lock.StoreLocked as e:
@@ -100,7 +152,6 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
     from bkmd.server import Admission, Server, SocketInUse
 
     daemon = Daemon(paths, records, settings)
-    daemon.runs.mark_interrupted()
     dispatcher = Dispatcher(methods.build(daemon), daemon.commit)
     loop = asyncio.get_running_loop()
     # Before the socket exists: whoever can connect may also send SIGTERM, and must get a clean stop.
@@ -117,9 +168,7 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
             await server.start(paths.socket, 0o660 if gid is not None else 0o600, gid)
     except (SocketInUse, OSError) as e:
         raise StartupError(f"cannot listen on {paths.socket}: {getattr(e, 'strerror', None) or e}") from None
-    daemon.runs.apply_on_interrupted()
-    daemon.runs.requeue()
-    daemon.save_quietly()
+    daemon.start_up()
     checkpoints = loop.create_task(daemon.checkpoints())
     where = "the socket systemd passed" if activated is not None else paths.socket
     log.info("bkmd %s ready on %s (%d jobs, store %s)", __version__, where, len(daemon.jobs.by_id), paths.store)
@@ -185,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
 def _detached(paths: bkm_paths.Paths, verbose: bool) -> int:
     from bkmd.detach import detach
 
-    _make_dir(paths.socket_dir)  # the pid file lives there, and is taken before anything else
+    # The pid file lives beside the socket (or in --home), and is taken before anything else.
+    _socket_folder(paths, system_group() if paths.system else None)
+    _make_dir(os.path.dirname(paths.pidfile))
     _make_dir(paths.logs)
 
     def daemon_main(readiness) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -10,7 +9,8 @@ from bkm import __version__, model, protocol
 from bkm import settings as schema
 from bkmd import validate
 from bkmd.app import Daemon
-from bkmd.errors import Invalid, InvalidParams
+from bkmd.change import Change, Later
+from bkmd.errors import InvalidParams, ValidationFailed
 from bkmd.job import event
 from bkmd.rpc import Registry
 
@@ -23,7 +23,8 @@ def _statuses(status: Any) -> set[str] | None:
         raise InvalidParams("Invalid params: 'status' must be a status or a list of them")
     unknown = [v for v in values if v not in model.STATUSES]
     if unknown:
-        raise Invalid({"status": f"unknown status {model.brief(unknown[0])}; one of {', '.join(model.STATUSES)}"})
+        choices = ", ".join(model.STATUSES)
+        raise ValidationFailed({"status": f"unknown status {model.brief(unknown[0])}; one of {choices}"})
     return set(values)
 
 
@@ -38,8 +39,16 @@ def _valid_cursor(cursor: Any) -> bool:
     )
 
 
+def _fields(given: dict, allowed: tuple[str, ...]) -> dict:
+    """The job fields a request names; any other name is a malformed request."""
+    unknown = [key for key in given if key not in allowed]
+    if unknown:
+        raise InvalidParams(f"Invalid params: unexpected {', '.join(map(repr, unknown))}; fields: {', '.join(allowed)}")
+    return given
+
+
 def build(daemon: Daemon) -> Registry:
-    jobs, settings, runs = daemon.jobs, daemon.settings, daemon.runs
+    jobs, settings, runs, recovery = daemon.jobs, daemon.settings, daemon.runs, daemon.recovery
     registry = Registry()
 
     def daemon_status() -> dict:
@@ -56,7 +65,7 @@ def build(daemon: Daemon) -> Registry:
             "system": daemon.paths.system,
             "jobs": len(jobs.by_id),
             "counts": jobs.counts(),
-            "active": [event(j) for j in jobs.list({model.RUNNING, model.QUEUED, model.PAUSED})],
+            "active": [event(j) for j in jobs.list(set(model.SHOWN))],
             "recent": daemon.activity.newest(10),
             "interrupted": [j.name for j in jobs.list({model.INTERRUPTED})],
             "subscribers": len(daemon.events.subscribers),
@@ -66,12 +75,11 @@ def build(daemon: Daemon) -> Registry:
         daemon.stopping.set()
         return {"stopping": True, "pid": daemon.pid}
 
-    def job_create(name=None, type=None, source=None, dest=None, bwlimit=None, excludes=None) -> dict:
-        fields = {"name": name, "type": type, "source": source, "dest": dest, "bwlimit": bwlimit, "excludes": excludes}
-        clean, problems = validate.check_fields(fields, creating=True, default_bwlimit=settings["default_bwlimit"])
+    def job_create(change: Change, **fields) -> dict:
+        clean, problems = validate.check_fields(_fields(fields, model.FIELD_NAMES), creating=True, settings=settings)
         if problems:
-            raise Invalid(problems)
-        return jobs.create(clean).public()
+            raise ValidationFailed(problems)
+        return jobs.create(clean, change).public()
 
     def job_list(status=None) -> list[dict]:
         return [job.public() for job in jobs.list(_statuses(status))]
@@ -79,16 +87,24 @@ def build(daemon: Daemon) -> Registry:
     def job_get(job) -> dict:
         return jobs.find(job).detail()
 
-    def job_start(job) -> dict:
-        return runs.start(jobs.find(job)).public()
+    def job_start(change: Change, job) -> dict:
+        return runs.start(jobs.find(job), change).public()
 
-    async def job_pause(job) -> dict:
-        return (await runs.pause(jobs.find(job))).public()
+    def job_pause(change: Change, job) -> dict | Later:
+        paused = runs.pause(jobs.find(job), change)
+        if isinstance(paused, Later):
+            ended = paused.answer
+
+            async def answer() -> dict:
+                return (await ended()).public()
+
+            return Later(answer)
+        return paused.public()
 
     def events_subscribe(connection, jobs=None) -> dict:
         if jobs is None:
             keys = None
-            current = [j for j in daemon.jobs.by_id.values() if j.status in (model.RUNNING, model.QUEUED, model.PAUSED)]
+            current = [j for j in daemon.jobs.by_id.values() if j.status in model.SHOWN]
         else:
             if not isinstance(jobs, list):
                 raise InvalidParams("Invalid params: 'jobs' must be a list of job names or ids")
@@ -97,28 +113,24 @@ def build(daemon: Daemon) -> Registry:
         daemon.events.subscribe(connection, "job_update", keys)
         return {"subscribed": True, "jobs": [event(j) for j in current]}
 
-    def job_update(job, name=None, source=None, dest=None, bwlimit=None, excludes=None) -> dict:
+    def job_update(change: Change, job, **changes) -> dict:
         target = jobs.find(job)
-        given = {
-            k: v
-            for k, v in {"name": name, "source": source, "dest": dest, "bwlimit": bwlimit, "excludes": excludes}.items()
-            if v is not None
-        }
+        given = {k: v for k, v in _fields(changes, model.EDITABLE).items() if v is not None}
         if not given:
-            raise Invalid({"job": "nothing to change: give at least one of name, source, dest, bwlimit, excludes"})
-        clean, problems = validate.check_fields(given, creating=False, default_bwlimit=settings["default_bwlimit"])
+            raise ValidationFailed({"job": f"nothing to change: give at least one of {', '.join(model.EDITABLE)}"})
+        clean, problems = validate.check_fields(given, creating=False, settings=settings)
         if problems:
-            raise Invalid(problems)
-        return jobs.update(target, clean).public()
+            raise ValidationFailed(problems)
+        return jobs.update(target, clean, change).public()
 
-    def job_delete(job) -> dict:
+    def job_delete(change: Change, job) -> dict:
         target = jobs.find(job)
-        jobs.delete(target)
+        jobs.delete(target, change)
         return {"deleted": True, "id": target.id, "name": target.name}
 
     def logs_read(job=None, lines=500, before=None) -> dict:
         if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= 100_000:
-            raise Invalid({"lines": "must be a whole number from 1 to 100000"})
+            raise ValidationFailed({"lines": "must be a whole number from 1 to 100000"})
         if job is not None:
             target = jobs.find(job)
             if before is not None and not _valid_cursor(before):
@@ -147,39 +159,30 @@ def build(daemon: Daemon) -> Registry:
     def recovery_list() -> list[dict]:
         return [j.public() for j in jobs.list({model.INTERRUPTED})]
 
-    def recovery_recover() -> list[dict]:
-        return [runs.recover(j).public() for j in jobs.list({model.INTERRUPTED})]
+    def recovery_recover(change: Change) -> list[dict]:
+        return [recovery.recover(j, change).public() for j in jobs.list({model.INTERRUPTED})]
 
-    def recovery_dismiss() -> list[dict]:
-        return [runs.dismiss(j).public() for j in jobs.list({model.INTERRUPTED})]
+    def recovery_dismiss(change: Change) -> list[dict]:
+        return [recovery.dismiss(j, change).public() for j in jobs.list({model.INTERRUPTED})]
 
     def system_check() -> list[dict]:
         """The machine as bkmd sees it: the tools it will run, its folders, its disk."""
         from bkm import checks
 
-        return [
-            checks.tool("rsync", settings["rsync_path"]),
-            checks.tool("rclone", settings["rclone_path"]),
-            checks.writable_folder("store", daemon.paths.state_dir),
-            checks.writable_folder("logs", daemon.paths.logs),
-            checks.writable_folder("settings", os.path.dirname(daemon.paths.settings)),
-            checks.free_disk(daemon.paths.state_dir),
-        ]
+        return checks.machine_checks(daemon.paths, settings["rsync_path"], settings["rclone_path"])
 
     def settings_get(key=None) -> Any:
         if key is None:
             return settings.all()
         if not isinstance(key, str) or key not in schema.SETTINGS:
-            raise Invalid({"key": schema.unknown_message(key)})
+            raise ValidationFailed({"key": schema.unknown_message(key)})
         return {"key": key, "value": settings[key], "default": schema.DEFAULTS[key]}
 
-    def settings_set(key, value) -> dict:
-        answer = {"key": key, "value": settings.set(key, value)}
-        runs.setting_changed()  # e.g. more concurrent jobs: start queued ones now
-        return answer
+    def settings_set(change: Change, key, value) -> dict:
+        return {"key": key, "value": settings.set(key, value, change)}
 
-    def settings_reset(key=None) -> dict:
-        keys = settings.reset(key)
+    def settings_reset(change: Change, key=None) -> dict:
+        keys = settings.reset(key, change)
         return {"reset": keys, "settings": settings.all()}
 
     registry.add("daemon.status", daemon_status)

@@ -90,6 +90,7 @@ class Transfer:
         self.done = asyncio.Event()
         self.task: asyncio.Task | None = None
         self._exited: asyncio.Future | None = None
+        self._kill_timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -131,6 +132,8 @@ class Transfer:
             log.exception("transfer supervision failed")
             self.on_exit(None, f"bkmd lost track of the transfer: {e}")
         finally:
+            if self._kill_timer is not None:
+                self._kill_timer.cancel()
             self.done.set()
 
     async def _pump(self, fd: int, name: str) -> None:
@@ -173,16 +176,19 @@ class Transfer:
         except ProcessLookupError:
             pass
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM to the whole group (partial data is kept), SIGKILL after ``grace``; reaped."""
+    def request_stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to the whole group now (partial data is kept), SIGKILL after ``grace``
+        seconds if it is still there; ``done`` is set once it is gone and reaped."""
+        if self.stop_requested:
+            return
         self.stop_requested = True
         self._signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.done.wait(), grace)
-        except asyncio.TimeoutError:
-            log.warning("transfer %s ignored SIGTERM for %.0f s: killing it", self.argv[0], grace)
+        self._kill_timer = asyncio.get_running_loop().call_later(grace, self._kill)
+
+    def _kill(self) -> None:
+        if not self.done.is_set():
+            log.warning("transfer %s ignored SIGTERM: killing it", self.argv[0])
             self._signal(signal.SIGKILL)
-            await self.done.wait()
 
 
 def end_group(pgid: int, grace: float = 5.0) -> str:

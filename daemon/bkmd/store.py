@@ -21,14 +21,11 @@ from bkm import settings as settings_schema
 
 STORE_VERSION = 1
 SETTINGS_VERSION = 1
+# What every stored job must have, and of which type: its id, the fields a person sets
+# (bkm.model.JOB_FIELDS) and its state.
 JOB_FIELDS = {
     "id": str,
-    "name": str,
-    "type": str,
-    "source": str,
-    "dest": str,
-    "bwlimit": int,
-    "excludes": list,
+    **{field.name: field.kind for field in model.JOB_FIELDS},
     "status": str,
     "created_at": str,
     "updated_at": str,
@@ -67,10 +64,11 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, backup: str | None =
             os.replace(linked, backup)
         os.replace(temp, path)
     except BaseException:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
+        for leftover in (temp, temp + ".bak"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
         raise
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -39,52 +39,27 @@ def _writable(path: str) -> str | None:
     return None
 
 
-def check_source(path: Any) -> str | None:
-    problem = model.path_problem(path)
-    if problem or model.is_remote(path):
-        return problem
-    return _readable(path)
+# What only the filesystem can tell, beyond each field's rule in bkm.model.JOB_FIELDS.
+_ON_DISK = {"source": _readable, "dest": _writable}
 
 
-def check_dest(path: Any) -> str | None:
-    problem = model.path_problem(path)
-    if problem or model.is_remote(path):
-        return problem
-    return _writable(path)
-
-
-def check_fields(fields: dict[str, Any], creating: bool, default_bwlimit: int) -> tuple[dict, dict]:
-    """(clean values, problems by field). Fields left out of an update are not checked."""
+def check_fields(fields: dict[str, Any], creating: bool, settings) -> tuple[dict, dict]:
+    """(clean values, problems by field) for the fields of bkm.model.JOB_FIELDS. Creating, every
+    field is checked and defaults fill the ones not given; updating, only those given."""
     clean: dict[str, Any] = {}
     problems: dict[str, str] = {}
-    checks = {
-        "name": model.name_problem,
-        "type": model.type_problem,
-        "source": check_source,
-        "dest": check_dest,
-    }
-    for field, check in checks.items():
-        if field in fields or creating:
-            value = fields.get(field)
-            problem = check(value)
-            if problem:
-                problems[field] = problem
-            else:
-                clean[field] = value
-    if "bwlimit" in fields and fields["bwlimit"] is not None:
-        bwlimit, problem = model.parse_bwlimit(fields["bwlimit"])
+    for field in model.JOB_FIELDS:
+        value = fields.get(field.name)
+        if value is None and not (creating and field.required):
+            if creating:
+                default = settings[field.default_setting] if field.default_setting else field.default
+                clean[field.name] = list(default) if isinstance(default, tuple) else default
+            continue
+        parsed, problem = field.parse(value)
+        if problem is None and field.name in _ON_DISK and not model.is_remote(parsed):
+            problem = _ON_DISK[field.name](parsed)
         if problem:
-            problems["bwlimit"] = problem
+            problems[field.name] = problem
         else:
-            clean["bwlimit"] = bwlimit
-    elif creating:
-        clean["bwlimit"] = default_bwlimit
-    if "excludes" in fields and fields["excludes"] is not None:
-        problem = model.excludes_problem(fields["excludes"])
-        if problem:
-            problems["excludes"] = problem
-        else:
-            clean["excludes"] = list(fields["excludes"])
-    elif creating:
-        clean["excludes"] = []
+            clean[field.name] = parsed
     return clean, problems

@@ -171,6 +171,7 @@ def test_a_peer_of_another_uid_is_refused(bkmd):
         text=True,
         timeout=20,
     )
+    assert out.stdout, out.stderr
     reply = json.loads(out.stdout)
     assert reply["error"]["code"] == -32004 and "permission denied" in reply["error"]["message"]
     assert "result" not in reply

@@ -4,6 +4,7 @@ meaning of its exit codes. Adding a tool means adding a module with the same nam
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 
 @dataclass
@@ -23,7 +24,34 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def engine(job_type: str):
+@runtime_checkable
+class Parser(Protocol):
+    """Splits a tool's output into progress samples and message lines, keeping partial records."""
+
+    # The size of everything in scope when the tool states it exactly (rsync's --stats), else None.
+    total_exact: int | None
+
+    def feed(self, stream: str, data: bytes) -> tuple[list[Sample], list[str]]: ...
+
+    def finish(self) -> tuple[list[Sample], list[str]]: ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every engine module provides (each module is the engine: engines/rsync.py, rclone.py)."""
+
+    # Whether the tool's total is the size of everything (rsync), not only what this run sends.
+    TOTAL_COVERS_TREE: bool
+    Parser: type[Parser]
+
+    def argv(self, job, settings) -> list[str]: ...
+
+    def environment(self, base: dict) -> dict: ...
+
+    def outcome(self, code: int, lines: list[str], parser: Parser, job) -> Outcome: ...
+
+
+def engine(job_type: str) -> Engine:
     from bkmd.engines import rclone, rsync
 
     return {"rsync": rsync, "rclone": rclone}[job_type]

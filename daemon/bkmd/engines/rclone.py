@@ -54,6 +54,7 @@ class Parser:
     def __init__(self) -> None:
         self._pending = {"out": "", "err": ""}
         self.last_error: str | None = None
+        self.total_exact: int | None = None  # rclone never states the size of the whole tree
 
     def feed(self, stream: str, data: bytes) -> tuple[list[Sample], list[str]]:
         text = self._pending[stream] + data.decode("utf-8", "replace")
