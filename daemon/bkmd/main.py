@@ -152,6 +152,8 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
     from bkmd.server import Admission, Server, SocketInUse
 
     daemon = Daemon(paths, records, settings)
+    # Before anyone can ask: survivors of an earlier bkmd ended, nothing shown running that is not.
+    daemon.start_up()
     dispatcher = Dispatcher(methods.build(daemon), daemon.commit)
     loop = asyncio.get_running_loop()
     # Before the socket exists: whoever can connect may also send SIGTERM, and must get a clean stop.
@@ -168,7 +170,6 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
             await server.start(paths.socket, 0o660 if gid is not None else 0o600, gid)
     except (SocketInUse, OSError) as e:
         raise StartupError(f"cannot listen on {paths.socket}: {getattr(e, 'strerror', None) or e}") from None
-    daemon.start_up()
     checkpoints = loop.create_task(daemon.checkpoints())
     where = "the socket systemd passed" if activated is not None else paths.socket
     log.info("bkmd %s ready on %s (%d jobs, store %s)", __version__, where, len(daemon.jobs.by_id), paths.store)
