@@ -26,7 +26,10 @@ class RpcError(errors.BkmError):
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         exit_code = _EXIT_FOR_CODE.get(code, errors.FAILED)
         hint = None
-        if code == protocol.VALIDATION and isinstance(data, dict):
+        if code == protocol.UNAVAILABLE and isinstance(data, dict) and "permission" in data:
+            exit_code = errors.USAGE  # a rule of who may do what, not a passing condition
+            hint = "ask root (sudo bkm --system ...)"
+        elif code == protocol.VALIDATION and isinstance(data, dict):
             message = "; ".join(f"{field}: {problem}" for field, problem in data.items())
         elif code == protocol.METHOD_NOT_FOUND:
             hint = "bkmd may be older than bkm: restart it (bkm daemon stop, then start bkmd)"
@@ -36,13 +39,14 @@ class RpcError(errors.BkmError):
 
 
 def start_hint(paths: Paths) -> str:
-    if paths.system:
-        return "start it with: systemctl start bkmd"
     if paths.home:
         import shlex
 
-        return f"start it with: bkmd --home {shlex.quote(paths.home)} &"
-    return "start it with: bkmd &   (or: systemctl --user start bkmd)"
+        system = " --system" if paths.system else ""
+        return f"start it with: bkmd{system} --home {shlex.quote(paths.home)} --detach"
+    if paths.system:
+        return "start it with: systemctl start bkmd"
+    return "start it with: bkmd --detach   (or: systemctl --user start bkmd)"
 
 
 class Client:

@@ -100,13 +100,12 @@ def resolve(
     session's runtime folder is looked for when XDG_RUNTIME_DIR is unset; tests change them.
     """
     env = os.environ if env is None else env
-    if home and system:
-        raise PathError("--home and --system cannot be used together")
     if not system:
         home = home or env.get("BKM_HOME") or None
     if home:
+        # With --system too: system mode's rules (group bkm, owners), its files in DIR.
         home = os.path.abspath(os.path.expanduser(home))
-        paths = _replace(_paths_in(home, home, os.path.join(home, "logs"), home), home=home)
+        paths = _replace(_paths_in(home, home, os.path.join(home, "logs"), home), home=home, system=system)
     elif system:
         paths = _paths_in(SYSTEM_SETTINGS_DIR, SYSTEM_STATE_DIR, SYSTEM_LOG_DIR, SYSTEM_RUNTIME_DIR)
         paths = _replace(paths, system=True)

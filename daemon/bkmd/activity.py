@@ -50,5 +50,7 @@ class Activity:
 
         atomic_write(self.path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in self.recent).encode())
 
-    def newest(self, count: int) -> list[dict]:
-        return list(self.recent)[-count:][::-1]
+    def newest(self, count: int, jobs: set[str] | None = None) -> list[dict]:
+        """The newest ``count`` entries, newest first; with ``jobs``, only those of these job ids."""
+        entries = list(self.recent) if jobs is None else [e for e in self.recent if e.get("job_id") in jobs]
+        return entries[-count:][::-1]

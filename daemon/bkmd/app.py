@@ -8,6 +8,7 @@ import os
 import time
 
 from bkm import paths as bkm_paths
+from bkmd import access
 from bkmd.activity import Activity
 from bkmd.change import Change
 from bkmd.errors import Unavailable
@@ -31,7 +32,7 @@ class Daemon:
         self.paths = paths
         self.settings = settings
         self.events = Events()
-        self.jobs = Jobs(paths.store, records, self.events.publish)
+        self.jobs = Jobs(paths.store, records, self.events.publish, access.daemon_owner())
         self.logs = JobLogs(paths.logs, settings)
         self.logs.listeners.append(self._announce_log_line)
         self.activity = Activity(os.path.join(paths.state_dir, "activity.log"))

@@ -13,18 +13,24 @@ MAX_BACKLOG = 4 * 1024 * 1024
 
 
 class Subscriber:
-    def __init__(self, connection: Any, method: str, keys: set[str] | None) -> None:
+    def __init__(self, connection: Any, method: str, keys: set[str] | None, allows=None) -> None:
         self.connection = connection
         self.method = method
         self.keys = keys  # job ids, or None for every job
+        self.allows = allows  # None, or whether the subscriber may see a job (by id)
+
+    def wants(self, method: str, key: str) -> bool:
+        if method != self.method or (self.keys is not None and key not in self.keys):
+            return False
+        return self.allows is None or self.allows(key)
 
 
 class Events:
     def __init__(self) -> None:
         self.subscribers: list[Subscriber] = []
 
-    def subscribe(self, connection: Any, method: str, keys: set[str] | None) -> None:
-        self.subscribers.append(Subscriber(connection, method, keys))
+    def subscribe(self, connection: Any, method: str, keys: set[str] | None, allows=None) -> None:
+        self.subscribers.append(Subscriber(connection, method, keys, allows))
         connection.on_close(lambda: self.unsubscribe(connection))
 
     def unsubscribe(self, connection: Any) -> None:
@@ -33,7 +39,7 @@ class Events:
     def publish(self, method: str, key: str, params: dict) -> None:
         data = None
         for subscriber in list(self.subscribers):
-            if subscriber.method != method or (subscriber.keys is not None and key not in subscriber.keys):
+            if not subscriber.wants(method, key):
                 continue
             if data is None:
                 data = protocol.encode({"jsonrpc": "2.0", "method": method, "params": params})

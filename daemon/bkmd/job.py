@@ -30,6 +30,8 @@ class Job:
     runs: list[dict] = field(default_factory=list)
     # Store-wide change counter: orders jobs changed within the same second.
     rev: int = 0
+    # Who created it ({"uid", "user", "gid"}): whom it runs as, and who may see it (bkmd.access).
+    owner: dict | None = None
 
     def __getattr__(self, name: str):
         # Only called for names that are not attributes: the job's fields.
@@ -48,6 +50,7 @@ class Job:
             "updated_at": self.updated_at,
             "progress": dict(self.progress),
             "last_run": dict(self.last_run) if self.last_run else None,
+            "owner": {"uid": self.owner["uid"], "user": self.owner["user"]} if self.owner else None,
         }
 
     def detail(self) -> dict:
@@ -62,6 +65,7 @@ class Job:
         record["progress"]["percent"] = round(float(record["progress"].get("percent") or 0.0), 2)
         record["runs"] = self.runs
         record["rev"] = self.rev
+        record["owner"] = self.owner
         return record
 
     @classmethod
@@ -80,6 +84,7 @@ class Job:
             last_run=record.get("last_run"),
             runs=runs if isinstance(runs, list) else [],
             rev=int(record.get("rev") or 0),
+            owner=record.get("owner") if isinstance(record.get("owner"), dict) else None,
         )
 
 

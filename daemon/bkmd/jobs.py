@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from bkm import model
 from bkmd import store
+from bkmd.access import Caller
 from bkmd.change import Change
 from bkmd.errors import Conflict, InvalidParams, JobNotFound
 from bkmd.job import Job, event, now
@@ -25,13 +26,18 @@ class ImpossibleTransition(Exception):
 
 
 class Jobs:
-    def __init__(self, store_path: str, records: list[dict], publish: Callable[[str, str, dict], None]) -> None:
+    def __init__(
+        self, store_path: str, records: list[dict], publish: Callable[[str, str, dict], None], default_owner: dict
+    ) -> None:
         self.store_path = store_path
         self.publish = publish
         self.by_id: dict[str, Job] = {}
         self.by_name: dict[str, Job] = {}
         for record in records:
-            self._add(Job.from_record(record))
+            job = Job.from_record(record)
+            if job.owner is None:  # written before jobs had owners
+                job.owner = dict(default_owner)
+            self._add(job)
         self.rev = max((job.rev for job in self.by_id.values()), default=0)
         # Decided changes (a run's end, progress) not yet on disk.
         self.unsaved = False
@@ -48,24 +54,27 @@ class Jobs:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def find(self, ref: object) -> Job:
-        """A job by name, else by id."""
+    def find(self, ref: object, caller: Caller) -> Job:
+        """A job by name, else by id; one the caller may not see does not exist for them."""
         if not isinstance(ref, str) or not ref:
             raise InvalidParams("Invalid params: 'job' must be a job name or id")
         job = self.by_name.get(ref) or self.by_id.get(ref)
-        if job is None:
+        if job is None or not caller.sees(job.owner):
             raise JobNotFound(ref)
         return job
 
-    def list(self, statuses: set[str] | None = None) -> list[Job]:
-        jobs = self.by_id.values()
+    def visible(self, caller: Caller) -> list[Job]:
+        return [job for job in self.by_id.values() if caller.sees(job.owner)]
+
+    def list(self, caller: Caller, statuses: set[str] | None = None) -> list[Job]:
+        jobs = self.visible(caller)
         if statuses:
             jobs = [job for job in jobs if job.status in statuses]
         return sorted(jobs, key=lambda job: (job.updated_at, job.rev), reverse=True)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, caller: Caller) -> dict[str, int]:
         counts = dict.fromkeys(model.STATUSES, 0)
-        for job in self.by_id.values():
+        for job in self.visible(caller):
             counts[job.status] += 1
         return counts
 
@@ -135,11 +144,18 @@ class Jobs:
         job.rev = self.rev
         job.updated_at = now()
 
-    def create(self, fields: dict, change: Change) -> Job:
+    def create(self, fields: dict, owner: dict, change: Change) -> Job:
         if fields["name"] in self.by_name:
             raise Conflict(f"a job named {fields['name']!r} already exists", {"name": fields["name"]})
         stamp = now()
-        job = Job(id=uuid.uuid4().hex, spec=dict(fields), status=model.PENDING, created_at=stamp, updated_at=stamp)
+        job = Job(
+            id=uuid.uuid4().hex,
+            spec=dict(fields),
+            status=model.PENDING,
+            created_at=stamp,
+            updated_at=stamp,
+            owner=owner,
+        )
         self.rev += 1
         job.rev = self.rev
         self._add(job)

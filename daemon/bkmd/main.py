@@ -146,7 +146,7 @@ def prepare(paths: bkm_paths.Paths):
 
 
 async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=None) -> None:
-    from bkmd import methods, systemd
+    from bkmd import access, methods, systemd
     from bkmd.app import Daemon
     from bkmd.rpc import Dispatcher
     from bkmd.server import Admission, Server, SocketInUse
@@ -154,7 +154,9 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
     daemon = Daemon(paths, records, settings)
     # Before anyone can ask: survivors of an earlier bkmd ended, nothing shown running that is not.
     daemon.start_up()
-    dispatcher = Dispatcher(methods.build(daemon), daemon.commit)
+    dispatcher = Dispatcher(
+        methods.build(daemon), daemon.commit, lambda connection: access.caller_of(connection, paths.system)
+    )
     loop = asyncio.get_running_loop()
     # Before the socket exists: whoever can connect may also send SIGTERM, and must get a clean stop.
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -7,7 +7,8 @@ from typing import Any
 
 from bkm import __version__, model, protocol
 from bkm import settings as schema
-from bkmd import validate
+from bkmd import access, validate
+from bkmd.access import Caller
 from bkmd.app import Daemon
 from bkmd.change import Change, Later
 from bkmd.errors import InvalidParams, ValidationFailed
@@ -51,7 +52,8 @@ def build(daemon: Daemon) -> Registry:
     jobs, settings, runs, recovery = daemon.jobs, daemon.settings, daemon.runs, daemon.recovery
     registry = Registry()
 
-    def daemon_status() -> dict:
+    def daemon_status(caller: Caller) -> dict:
+        visible = {job.id for job in jobs.visible(caller)}
         return {
             "pid": daemon.pid,
             "version": __version__,
@@ -63,35 +65,38 @@ def build(daemon: Daemon) -> Registry:
             "settings": daemon.paths.settings,
             "logs": daemon.paths.logs,
             "system": daemon.paths.system,
-            "jobs": len(jobs.by_id),
-            "counts": jobs.counts(),
-            "active": [event(j) for j in jobs.list(set(model.SHOWN))],
-            "recent": daemon.activity.newest(10),
-            "interrupted": [j.name for j in jobs.list({model.INTERRUPTED})],
+            "jobs": len(visible),
+            "counts": jobs.counts(caller),
+            "active": [event(j) for j in jobs.list(caller, set(model.SHOWN))],
+            "recent": daemon.activity.newest(10, visible if caller.system and not caller.is_root else None),
+            "interrupted": [j.name for j in jobs.list(caller, {model.INTERRUPTED})],
             "subscribers": len(daemon.events.subscribers),
         }
 
-    def daemon_shutdown() -> dict:
+    def daemon_shutdown(caller: Caller) -> dict:
+        caller.check_admin("stopping bkmd and its settings")
         daemon.stopping.set()
         return {"stopping": True, "pid": daemon.pid}
 
-    def job_create(change: Change, **fields) -> dict:
-        clean, problems = validate.check_fields(_fields(fields, model.FIELD_NAMES), creating=True, settings=settings)
+    def job_create(caller: Caller, change: Change, **fields) -> dict:
+        owner = caller.owner()
+        given = _fields(fields, model.FIELD_NAMES)
+        clean, problems = validate.check_fields(given, creating=True, settings=settings, run_as=access.run_as(owner))
         if problems:
             raise ValidationFailed(problems)
-        return jobs.create(clean, change).public()
+        return jobs.create(clean, owner, change).public()
 
-    def job_list(status=None) -> list[dict]:
-        return [job.public() for job in jobs.list(_statuses(status))]
+    def job_list(caller: Caller, status=None) -> list[dict]:
+        return [job.public() for job in jobs.list(caller, _statuses(status))]
 
-    def job_get(job) -> dict:
-        return jobs.find(job).detail()
+    def job_get(caller: Caller, job) -> dict:
+        return jobs.find(job, caller).detail()
 
-    def job_start(change: Change, job) -> dict:
-        return runs.start(jobs.find(job), change).public()
+    def job_start(caller: Caller, change: Change, job) -> dict:
+        return runs.start(jobs.find(job, caller), change).public()
 
-    def job_pause(change: Change, job) -> dict | Later:
-        paused = runs.pause(jobs.find(job), change)
+    def job_pause(caller: Caller, change: Change, job) -> dict | Later:
+        paused = runs.pause(jobs.find(job, caller), change)
         if isinstance(paused, Later):
             ended = paused.answer
 
@@ -101,38 +106,50 @@ def build(daemon: Daemon) -> Registry:
             return Later(answer)
         return paused.public()
 
-    def events_subscribe(connection, jobs=None) -> dict:
-        if jobs is None:
-            keys = None
-            current = [j for j in daemon.jobs.by_id.values() if j.status in model.SHOWN]
-        else:
-            if not isinstance(jobs, list):
-                raise InvalidParams("Invalid params: 'jobs' must be a list of job names or ids")
-            current = [daemon.jobs.find(ref) for ref in jobs]
-            keys = {j.id for j in current}
-        daemon.events.subscribe(connection, "job_update", keys)
-        return {"subscribed": True, "jobs": [event(j) for j in current]}
-
-    def job_update(change: Change, job, **changes) -> dict:
-        target = jobs.find(job)
+    def job_update(caller: Caller, change: Change, job, **changes) -> dict:
+        target = jobs.find(job, caller)
         given = {k: v for k, v in _fields(changes, model.EDITABLE).items() if v is not None}
         if not given:
             raise ValidationFailed({"job": f"nothing to change: give at least one of {', '.join(model.EDITABLE)}"})
-        clean, problems = validate.check_fields(given, creating=False, settings=settings)
+        run_as = access.run_as(target.owner)
+        clean, problems = validate.check_fields(given, creating=False, settings=settings, run_as=run_as)
         if problems:
             raise ValidationFailed(problems)
         return jobs.update(target, clean, change).public()
 
-    def job_delete(change: Change, job) -> dict:
-        target = jobs.find(job)
+    def job_delete(caller: Caller, change: Change, job) -> dict:
+        target = jobs.find(job, caller)
         jobs.delete(target, change)
         return {"deleted": True, "id": target.id, "name": target.name}
 
-    def logs_read(job=None, lines=500, before=None) -> dict:
+    def events_subscribe(connection, caller: Caller, jobs=None) -> dict:
+        if jobs is None:
+            keys = None
+            current = [j for j in daemon.jobs.visible(caller) if j.status in model.SHOWN]
+        else:
+            if not isinstance(jobs, list):
+                raise InvalidParams("Invalid params: 'jobs' must be a list of job names or ids")
+            current = [daemon.jobs.find(ref, caller) for ref in jobs]
+            keys = {j.id for j in current}
+        daemon.events.subscribe(connection, "job_update", keys, _sees(caller))
+        return {"subscribed": True, "jobs": [event(j) for j in current]}
+
+    def _sees(caller: Caller):
+        """For subscriptions: whether a job (by id) exists for the caller, now or later."""
+        if not caller.system or caller.is_root:
+            return None
+
+        def sees(job_id: str) -> bool:
+            job = daemon.jobs.by_id.get(job_id)
+            return job is not None and caller.sees(job.owner)
+
+        return sees
+
+    def logs_read(caller: Caller, job=None, lines=500, before=None) -> dict:
         if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= 100_000:
             raise ValidationFailed({"lines": "must be a whole number from 1 to 100000"})
         if job is not None:
-            target = jobs.find(job)
+            target = jobs.find(job, caller)
             if before is not None and not _valid_cursor(before):
                 raise InvalidParams("Invalid params: 'before' must be the cursor a previous page returned")
             taken, cursor = daemon.logs.read(target.id, lines, before)
@@ -140,30 +157,26 @@ def build(daemon: Daemon) -> Registry:
                 "lines": [{"job_id": target.id, "name": target.name, "line": text} for _, _, text in taken],
                 "before": cursor,
             }
-        return _merged(lines, before)
-
-    def _merged(count: int, before: Any) -> dict:
         if before is not None and not (
             isinstance(before, dict) and all(c is None or _valid_cursor(c) for c in before.values())
         ):
             raise InvalidParams("Invalid params: 'before' must be the cursor a previous page returned")
-        chosen, cursors = daemon.logs.read_merged(list(jobs.by_id.values()), count, before)
-        lines = [{"job_id": job.id, "name": job.name, "line": text} for job, text in chosen]
-        return {"lines": lines, "before": cursors}
+        chosen, cursors = daemon.logs.read_merged(jobs.visible(caller), lines, before)
+        return {"lines": [{"job_id": j.id, "name": j.name, "line": text} for j, text in chosen], "before": cursors}
 
-    def logs_follow(connection, job=None) -> dict:
-        keys = None if job is None else {jobs.find(job).id}
-        daemon.events.subscribe(connection, "log_line", keys)
+    def logs_follow(connection, caller: Caller, job=None) -> dict:
+        keys = None if job is None else {jobs.find(job, caller).id}
+        daemon.events.subscribe(connection, "log_line", keys, _sees(caller))
         return {"following": True}
 
-    def recovery_list() -> list[dict]:
-        return [j.public() for j in jobs.list({model.INTERRUPTED})]
+    def recovery_list(caller: Caller) -> list[dict]:
+        return [j.public() for j in jobs.list(caller, {model.INTERRUPTED})]
 
-    def recovery_recover(change: Change) -> list[dict]:
-        return [recovery.recover(j, change).public() for j in jobs.list({model.INTERRUPTED})]
+    def recovery_recover(caller: Caller, change: Change) -> list[dict]:
+        return [recovery.recover(j, change).public() for j in jobs.list(caller, {model.INTERRUPTED})]
 
-    def recovery_dismiss(change: Change) -> list[dict]:
-        return [recovery.dismiss(j, change).public() for j in jobs.list({model.INTERRUPTED})]
+    def recovery_dismiss(caller: Caller, change: Change) -> list[dict]:
+        return [recovery.dismiss(j, change).public() for j in jobs.list(caller, {model.INTERRUPTED})]
 
     def system_check() -> list[dict]:
         """The machine as bkmd sees it: the tools it will run, its folders, its disk."""
@@ -178,30 +191,32 @@ def build(daemon: Daemon) -> Registry:
             raise ValidationFailed({"key": schema.unknown_message(key)})
         return {"key": key, "value": settings[key], "default": schema.DEFAULTS[key]}
 
-    def settings_set(change: Change, key, value) -> dict:
+    def settings_set(caller: Caller, change: Change, key, value) -> dict:
+        caller.check_admin("settings")
         return {"key": key, "value": settings.set(key, value, change)}
 
-    def settings_reset(change: Change, key=None) -> dict:
+    def settings_reset(caller: Caller, change: Change, key=None) -> dict:
+        caller.check_admin("settings")
         keys = settings.reset(key, change)
         return {"reset": keys, "settings": settings.all()}
 
     registry.add("daemon.status", daemon_status)
     registry.add("daemon.shutdown", daemon_shutdown)
-    registry.add("job.create", job_create, mutates=True)
+    registry.add("job.create", job_create)
     registry.add("job.list", job_list)
     registry.add("job.get", job_get)
-    registry.add("job.update", job_update, mutates=True)
-    registry.add("job.delete", job_delete, mutates=True)
-    registry.add("job.start", job_start, mutates=True)
-    registry.add("job.pause", job_pause, mutates=True)
-    registry.add("events.subscribe", events_subscribe, wants_connection=True)
+    registry.add("job.update", job_update)
+    registry.add("job.delete", job_delete)
+    registry.add("job.start", job_start)
+    registry.add("job.pause", job_pause)
+    registry.add("events.subscribe", events_subscribe)
     registry.add("logs.read", logs_read)
-    registry.add("logs.follow", logs_follow, wants_connection=True)
+    registry.add("logs.follow", logs_follow)
     registry.add("recovery.list", recovery_list)
-    registry.add("recovery.recover", recovery_recover, mutates=True)
-    registry.add("recovery.dismiss", recovery_dismiss, mutates=True)
+    registry.add("recovery.recover", recovery_recover)
+    registry.add("recovery.dismiss", recovery_dismiss)
     registry.add("system.check", system_check)
     registry.add("settings.get", settings_get)
-    registry.add("settings.set", settings_set, mutates=True)
-    registry.add("settings.reset", settings_reset, mutates=True)
+    registry.add("settings.set", settings_set)
+    registry.add("settings.reset", settings_reset)
     return registry

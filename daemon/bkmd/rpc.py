@@ -24,29 +24,40 @@ from bkmd.errors import MethodError
 log = logging.getLogger("bkmd.rpc")
 
 
+# What the dispatcher passes to a method, by parameter name; never bindable from the wire.
+INJECTED = ("connection", "caller", "change")
+
+
 @dataclass
 class Method:
     fn: Callable
-    signature: inspect.Signature
-    mutates: bool
-    wants_connection: bool
+    signature: inspect.Signature  # the parameters a request may give
+    injected: tuple[str, ...]  # of INJECTED, those fn takes
+
+    @property
+    def mutates(self) -> bool:
+        return "change" in self.injected
 
 
 class Registry:
     def __init__(self) -> None:
         self.methods: dict[str, Method] = {}
 
-    def add(self, name: str, fn: Callable, *, mutates: bool = False, wants_connection: bool = False) -> None:
-        """``mutates``: fn takes the request's Change first and must not await (a change has no
-        gaps another request could fall into); ``wants_connection``: fn takes the connection
-        first. Neither can be bound from the wire."""
-        if mutates and inspect.iscoroutinefunction(fn):
-            raise TypeError(f"{name}: a method that changes state must not be async; return a Later")
+    def add(self, name: str, fn: Callable) -> None:
+        """fn's leading parameters named in INJECTED are passed by the dispatcher: ``change``
+        (the request's Change: fn changes state, and must not await, so that a change has no
+        gap another request could fall into; it returns a Later to wait after the commit),
+        ``caller`` (who asks) and ``connection``."""
         signature = inspect.signature(fn)
-        injected = int(mutates) + int(wants_connection)
-        params = list(signature.parameters.values())[injected:]
-        signature = signature.replace(parameters=params)
-        self.methods[name] = Method(fn, signature, mutates, wants_connection)
+        params = list(signature.parameters.values())
+        count = next((i for i, p in enumerate(params) if p.name not in INJECTED), len(params))
+        injected = tuple(p.name for p in params[:count])
+        if any(p.name in INJECTED for p in params[count:]):
+            raise TypeError(f"{name}: {', '.join(INJECTED)} must come first")
+        if "change" in injected and inspect.iscoroutinefunction(fn):
+            raise TypeError(f"{name}: a method that changes state must not be async; return a Later")
+        signature = signature.replace(parameters=params[count:])
+        self.methods[name] = Method(fn, signature, injected)
 
 
 def _valid_id(value: Any) -> bool:
@@ -71,10 +82,14 @@ class Dispatcher:
     earlier ones saved first.
     """
 
-    def __init__(self, registry: Registry, commit: Callable[[list[Change]], None]) -> None:
+    def __init__(
+        self, registry: Registry, commit: Callable[[list[Change]], None], caller_of: Callable[[Any], Any]
+    ) -> None:
         self.registry = registry
         # Saves changes, or undoes all of them and raises MethodError.
         self.commit = commit
+        # Who is on a connection (bkmd.access.Caller).
+        self.caller_of = caller_of
 
     async def handle(self, line: bytes, connection: Any = None) -> bytes | None:
         try:
@@ -142,10 +157,11 @@ class Dispatcher:
         if not method.mutates:
             self._commit(earlier)  # a reader sees only what is saved
         change = Change() if method.mutates else None
-        args = ([connection] if method.wants_connection else []) + ([change] if change is not None else [])
+        given = {"connection": connection, "caller": self.caller_of(connection), "change": change}
+        injected = [given[name] for name in method.injected]
         try:
             try:
-                result = method.fn(*args, *bound.args, **bound.kwargs)
+                result = method.fn(*injected, *bound.args, **bound.kwargs)
             except BaseException:
                 if change is not None:
                     change.undo()  # a request that fails changes nothing

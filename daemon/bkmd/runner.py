@@ -79,8 +79,12 @@ class Transfer:
         on_started: Callable[[int, int | None], None],
         on_output: Callable[[str, bytes], None],
         on_exit: Callable[[int | None, str | None], None],
+        run_as=None,
     ) -> None:
+        """``run_as`` (bkmd.access.RunAs): the uid, gid and groups the process takes, or None
+        for bkmd's own."""
         self.argv = argv
+        self.run_as = run_as
         self.env = env
         self.on_started = on_started
         self.on_output = on_output
@@ -101,9 +105,16 @@ class Transfer:
             # than asyncio's, which wake the loop for every write the child makes.
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
+            credentials = {}
+            if self.run_as is not None:
+                # Popen drops to them in the child (setgroups, setgid, setuid); PR_SET_PDEATHSIG,
+                # set after that in preexec_fn, still holds.
+                who = self.run_as
+                credentials = {"user": who.uid, "group": who.gid, "extra_groups": list(who.groups)}
             try:
                 self.process = await asyncio.create_subprocess_exec(
                     *self.argv,
+                    **credentials,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=out_w,
                     stderr=err_w,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from bkm import model
-from bkmd import outcome
+from bkmd import access, outcome
 from bkmd.change import Change, Later
 from bkmd.engines import engine as engine_for
 from bkmd.job import Job, now
@@ -59,12 +59,15 @@ class Run:
             "resumed": resume,
         }
         self.argv = self.engine.argv(job, runs.settings)
+        run_as = access.run_as(job.owner)  # None: as bkmd itself
+        env = self.engine.environment(dict(os.environ))
         self.transfer = transfer_factory(
             self.argv,
-            self.engine.environment(dict(os.environ)),
+            run_as.environment(env) if run_as else env,
             on_started=lambda pid, start: runs._started(self, pid, start),
             on_output=lambda stream, data: runs._output(self, stream, data),
             on_exit=lambda code, error: runs._exited(self, code, error),
+            run_as=run_as,
         )
         self.stop_reason: str | None = None  # outcome.PAUSE or outcome.STALL once bkmd stops it
         self.changed = False

@@ -33,32 +33,34 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int] | None:
     return struct.unpack("3i", creds)
 
 
-def process_groups(pid: int) -> set[int]:
-    """All group ids of a process (primary and supplementary), from /proc."""
+def _groups_of_uid(uid: int) -> set[int]:
+    """Every group the user ``uid`` belongs to, from the group database (primary and
+    supplementary). Not from /proc/PID/status, which ProtectProc=invisible hides from bkmd."""
+    import pwd
+
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("Groups:"):
-                    return {int(g) for g in line.split()[1:]}
-    except OSError:
-        pass
-    return set()
+        entry = pwd.getpwuid(uid)
+    except KeyError:
+        return set()
+    return set(os.getgrouplist(entry.pw_name, entry.pw_gid))
 
 
 class Admission:
-    """Who may talk to this bkmd: its own user and root; in system mode also the group's members."""
+    """Who may talk to this bkmd: its own user and root; in system mode also the members of
+    its group (by the peer's primary gid, or the group database's list for the peer's uid)."""
 
-    def __init__(self, uids: set[int], gid: int | None = None) -> None:
+    def __init__(self, uids: set[int], gid: int | None = None, groups_of=_groups_of_uid) -> None:
         self.uids = uids
         self.gid = gid
+        self.groups_of = groups_of
 
     def admits(self, creds: tuple[int, int, int] | None) -> bool:
         if creds is None:
             return False
-        pid, uid, gid = creds
+        _, uid, gid = creds
         if uid in self.uids:
             return True
-        return self.gid is not None and (gid == self.gid or self.gid in process_groups(pid))
+        return self.gid is not None and (gid == self.gid or self.gid in self.groups_of(uid))
 
 
 def bind_socket(path: str, mode: int = 0o600, gid: int | None = None) -> socket.socket:
@@ -110,6 +112,7 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.peer: tuple[int, int, int] | None = None  # (pid, uid, gid) from SO_PEERCRED
         self._closers: list = []
 
     async def send(self, data: bytes) -> None:
@@ -182,6 +185,7 @@ class Server:
             self.handlers.add(task)
         try:
             creds = peer_credentials(writer.get_extra_info("socket"))
+            connection.peer = creds
             if not self.admission.admits(creds):
                 log.warning("refused a connection from uid %s", creds[1] if creds else None)
                 await self._refuse(connection, "permission denied: this bkmd serves another user")

@@ -43,11 +43,56 @@ def _writable(path: str) -> str | None:
 _ON_DISK = {"source": _readable, "dest": _writable}
 
 
-def check_fields(fields: dict[str, Any], creating: bool, settings) -> tuple[dict, dict]:
+def disk_problems(paths: dict[str, str]) -> dict[str, str]:
+    """The filesystem's word on each field's path (source readable, dest writable), as the
+    user this process runs as."""
+    problems = {field: _ON_DISK[field](path) for field, path in paths.items()}
+    return {field: problem for field, problem in problems.items() if problem}
+
+
+def _disk_problems_as(paths: dict[str, str], run_as) -> dict[str, str]:
+    """The same checks in a forked child that has taken the job owner's uid, gid and groups:
+    root may read anything, so only the owner's own view says what their transfer will be
+    able to do. A fork, not a new program: nothing to find or import, about a millisecond.
+    (bkmd is single-threaded, so the child inherits no lock held by another thread.)"""
+    import json
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop to the owner, check, answer, exit; never return
+        code = 1
+        try:
+            os.close(read_end)
+            os.setgroups(list(run_as.groups))
+            os.setgid(run_as.gid)
+            os.setuid(run_as.uid)
+            os.write(write_end, json.dumps(disk_problems(paths)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    chunks = []
+    try:
+        while chunk := os.read(read_end, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    try:
+        if os.waitstatus_to_exitcode(status) == 0:
+            return json.loads(b"".join(chunks))
+    except ValueError:
+        pass
+    return dict.fromkeys(paths, f"cannot be checked as {run_as.user}")
+
+
+def check_fields(fields: dict[str, Any], creating: bool, settings, run_as=None) -> tuple[dict, dict]:
     """(clean values, problems by field) for the fields of bkm.model.JOB_FIELDS. Creating, every
-    field is checked and defaults fill the ones not given; updating, only those given."""
+    field is checked and defaults fill the ones not given; updating, only those given. Local
+    paths are checked as ``run_as`` (bkmd.access.RunAs) when the job runs as another user."""
     clean: dict[str, Any] = {}
     problems: dict[str, str] = {}
+    on_disk: dict[str, str] = {}
     for field in model.JOB_FIELDS:
         value = fields.get(field.name)
         if value is None and not (creating and field.required):
@@ -56,10 +101,15 @@ def check_fields(fields: dict[str, Any], creating: bool, settings) -> tuple[dict
                 clean[field.name] = list(default) if isinstance(default, tuple) else default
             continue
         parsed, problem = field.parse(value)
-        if problem is None and field.name in _ON_DISK and not model.is_remote(parsed):
-            problem = _ON_DISK[field.name](parsed)
         if problem:
             problems[field.name] = problem
-        else:
-            clean[field.name] = parsed
+            continue
+        clean[field.name] = parsed
+        if field.name in _ON_DISK and not model.is_remote(parsed):
+            on_disk[field.name] = parsed
+    if on_disk:
+        found = _disk_problems_as(on_disk, run_as) if run_as is not None else disk_problems(on_disk)
+        for field, problem in found.items():
+            problems[field] = problem
+            clean.pop(field, None)
     return clean, problems

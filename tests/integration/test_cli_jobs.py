@@ -22,6 +22,7 @@ JOB_KEYS = {
     "updated_at",
     "progress",
     "last_run",
+    "owner",  # the contract's system-mode section: {"uid", "user"}
 }
 PROGRESS_KEYS = {"percent", "bytes_transferred", "total_bytes", "speed_bytes", "eta_seconds"}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -293,7 +294,7 @@ def test_daemon_down_is_exit_3_with_a_hint(home, command):
     assert out.returncode == 3
     first, hint = out.stderr.splitlines()
     assert first.startswith("bkm: error: bkmd is not running")
-    assert hint == f"hint: start it with: bkmd --home {home} &"
+    assert hint == f"hint: start it with: bkmd --home {home} --detach"
 
 
 def test_delete_refuses_without_a_terminal_and_without_yes(bkmd, data_dir):

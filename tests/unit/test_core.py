@@ -14,7 +14,7 @@ import os
 import shutil
 
 import pytest
-from bkmd import methods, store
+from bkmd import access, methods, store
 from bkmd.app import Daemon
 from bkmd.change import Change
 from bkmd.jobs import ImpossibleTransition
@@ -31,7 +31,7 @@ class FakeTransfer:
 
     made: list[FakeTransfer] = []
 
-    def __init__(self, argv, env, on_started, on_output, on_exit) -> None:
+    def __init__(self, argv, env, on_started, on_output, on_exit, run_as=None) -> None:
         self.argv = argv
         self.on_started, self.on_output, self.on_exit = on_started, on_output, on_exit
         self.started = False
@@ -96,7 +96,9 @@ class Harness:
         self.paths = bkm_paths.resolve(home=home, env={})
         settings = Settings(self.paths.settings, {"max_concurrent_jobs": max_jobs})
         self.daemon = Daemon(self.paths, [], settings, FakeTransfer)
-        self.dispatcher = Dispatcher(methods.build(self.daemon), self.daemon.commit)
+        self.dispatcher = Dispatcher(
+            methods.build(self.daemon), self.daemon.commit, lambda c: access.caller_of(c, False)
+        )
         self.next_id = 0
 
     def request(self, method: str, **params) -> dict:

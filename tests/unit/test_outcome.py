@@ -80,7 +80,16 @@ def test_a_job_field_is_declared_once():
     }
     public = Job.from_record(record).public()
     assert [k for k in public if k in model.FIELD_NAMES] == list(model.FIELD_NAMES)
-    assert set(public) == {"id", *model.FIELD_NAMES, "status", "created_at", "updated_at", "progress", "last_run"}
+    assert set(public) == {
+        "id",
+        *model.FIELD_NAMES,
+        "status",
+        "created_at",
+        "updated_at",
+        "progress",
+        "last_run",
+        "owner",
+    }
     assert {k for k in store.JOB_FIELDS} == {"id", *model.FIELD_NAMES, "status", "created_at", "updated_at"}
     assert Job.from_record(record).source == "/s"
     with pytest.raises(AttributeError):

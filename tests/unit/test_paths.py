@@ -144,9 +144,10 @@ def test_system_paths():
     )
 
 
-def test_home_and_system_together_is_an_error():
-    with pytest.raises(PathError):
-        resolve(home="/x", system=True)
+def test_home_and_system_together_is_system_mode_in_that_folder():
+    p = resolve(home="/x", system=True, env={"BKM_HOME": "/ignored"})
+    assert p.system and p.home == "/x"
+    assert (p.store, p.socket, p.settings, p.logs) == ("/x/jobs.yaml", "/x/bkmd.sock", "/x/settings.yaml", "/x/logs")
 
 
 def test_socket_override_changes_only_the_socket():
