@@ -106,9 +106,20 @@ def name_problem(name: object) -> str | None:
         return "must not contain control characters"
     if name.startswith("-"):
         return "must not start with '-'"
+    if not name.strip():
+        return "must not be blank"
+    if name != name.strip():
+        return "must not start or end with a space"
+    if looks_like_id(name):
+        return "must not look like a job id (32 hexadecimal digits)"
     if _not_utf8(name):
         return "must be valid UTF-8"
     return None
+
+
+def looks_like_id(text: str) -> bool:
+    """Job ids are 32 lowercase hex digits; a name of that shape would hide a job's id."""
+    return len(text) == 32 and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def type_problem(job_type: object) -> str | None:

@@ -38,6 +38,7 @@ METHODS = (
     "settings.get",
     "settings.set",
     "settings.reset",
+    "settings.reload",
     "system.check",
 )
 

@@ -124,8 +124,13 @@ def _figures(event: dict) -> tuple[str, str, str]:
     """An event's bytes ("moved/total"), speed and ETA (only while running) as text; "" if none."""
     total = event.get("total_bytes") or 0
     moved = human_bytes(event.get("bytes_transferred") or 0) + (f"/{human_bytes(total)}" if total else "")
-    speed = f"{human_bytes(event['speed_bytes'])}/s" if event.get("speed_bytes") else ""
     running = event.get("status") == "running"
+    if running and event.get("idle_seconds"):
+        # Say so, rather than a speed decaying towards 1 B/s and an ETA of years.
+        return moved, f"no progress for {human_duration(event['idle_seconds'])}", ""
+    if event.get("status") == "queued" and event.get("waiting"):
+        return moved, safe(event["waiting"]), ""
+    speed = f"{human_bytes(event['speed_bytes'])}/s" if event.get("speed_bytes") else ""
     eta = f"ETA {human_duration(event['eta_seconds'])}" if event.get("eta_seconds") is not None and running else ""
     return moved, speed, eta
 
@@ -181,7 +186,8 @@ def row(event: dict, width: int, colour: bool) -> str:
     status = event.get("status", "")
     percent = event.get("percent") or 0.0
     moved, speed, eta = _figures(event)
-    speed = speed if status == "running" else ""  # a finished run's last speed would read as current
+    # A finished run's last speed would read as current; a queued job's reason stays.
+    speed = speed if status in ("running", "queued") else ""
     name_width = max(8, min(24, width // 4))
     fixed = name_width + 1 + 12 + 1  # name, status
     for tail in (

@@ -84,6 +84,14 @@ def _arguments(value: Any) -> list[str]:
     return value
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return value.strip().lower() in ("true", "yes", "on", "1")
+    raise ValueError
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value not in choices:
@@ -107,7 +115,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("log_backups", 3, "a whole number, 0 or more", _whole(0, 1000)),
         Setting("on_interrupted", "ask", "one of ask, pause, resume", _choice("ask", "pause", "resume")),
         Setting("keep_runs", 20, "a whole number, 1 or more", _whole(1, 100000)),
-        Setting("stall_timeout", 0, "seconds, a whole number, 0 (disabled) or more", _whole(0, 10**7)),
+        Setting("stall_timeout", 900, "seconds, a whole number, 0 (disabled) or more", _whole(0, 10**7)),
+        Setting("resume_after_stop", True, "true or false", _flag),
     )
 }
 

@@ -111,7 +111,7 @@ def list_(obj, statuses, as_json) -> None:
         (
             render.cut(render.safe(j["name"]), 24),
             j["type"],
-            j["status"],
+            status_cell(j),
             progress_cell(j),
             render.cut(render.safe(j["source"]), 32),
             render.cut(render.safe(j["dest"]), 32),
@@ -235,7 +235,7 @@ def _report_run(job: dict, status: str, as_json: bool) -> None:
         sys.stderr.write(f"bkm: warning: {render.safe(warning)}\n")
     if status == "failed":
         sys.stderr.write(f"bkm: error: job {name} failed: {render.safe(run.get('error') or 'unknown error')}\n")
-        sys.stderr.write(f"hint: see its log: bkm job show {name}\n")
+        sys.stderr.write(f"hint: see its log: bkm logs {name}\n")
     elif status == "paused":
         sys.stderr.write(f"bkm: error: job {name} was paused before it finished\n")
 
@@ -294,42 +294,63 @@ def progress_cell(job: dict) -> str:
     return f"{progress.get('percent', 0.0):.1f}%"
 
 
+def run_summary(run: dict | None) -> str:
+    """One line for a run record: outcome, when, how long, how much, why; never "None"."""
+    from bkm import render
+
+    if not run:
+        return "never"
+    if run.get("finished_at") is None:
+        return f"running since {run.get('started_at')}"
+    parts = [run.get("outcome") or "ended", f"started {run.get('started_at')}"]
+    if run.get("duration_seconds") is not None:
+        parts.append(f"took {render.human_duration(run['duration_seconds'])}")
+    parts.append(f"sent {render.human_bytes(run.get('bytes') or 0)}")
+    if run.get("exit_code") is not None:
+        parts.append(f"exit code {run['exit_code']}")
+    if run.get("error"):
+        parts.append(f"error: {run['error']}")
+    return ", ".join(parts)
+
+
+def status_cell(job: dict) -> str:
+    """The status, and what a person must not miss about it (warnings, why it waits)."""
+    warnings = len((job.get("last_run") or {}).get("warnings") or [])
+    if job["status"] == "completed" and warnings:
+        return f"completed ({warnings} warning{'s' if warnings > 1 else ''})"
+    return job["status"]
+
+
 def describe(job: dict) -> str:
     from bkm import render
 
     progress = job.get("progress") or {}
     run = job.get("last_run")
-    if run:
-        last = f"started {run.get('started_at')}"
-        if run.get("finished_at"):
-            last += f", finished {run['finished_at']}, exit code {run.get('exit_code')}"
-        if run.get("error"):
-            last += f", error: {run['error']}"
-    else:
-        last = "never"
     speed = progress.get("speed_bytes") or 0
     progress_text = (
         f"{progress.get('percent', 0.0):.1f}%  {render.human_bytes(progress.get('bytes_transferred'))} "
         f"of {render.human_bytes(progress.get('total_bytes'))}"
         + (
             f"  {render.human_bytes(speed)}/s  ETA {render.human_duration(progress.get('eta_seconds'))}"
-            if speed
+            if speed and job["status"] == "running"
             else ""
         )
     )
-    return render.fields(
-        [
-            ("name", job["name"]),
-            ("id", job["id"]),
-            ("type", job["type"]),
-            ("status", job["status"]),
-            ("source", job["source"]),
-            ("dest", job["dest"]),
-            ("bwlimit", f"{job['bwlimit']} KiB/s" if job["bwlimit"] else "unlimited"),
-            ("excludes", ", ".join(job["excludes"]) if job["excludes"] else "none"),
-            ("progress", progress_text),
-            ("created", job["created_at"]),
-            ("updated", f"{job['updated_at']} ({render.ago(job['updated_at'])})"),
-            ("last run", last),
-        ]
-    )
+    pairs = [
+        ("name", job["name"]),
+        ("id", job["id"]),
+        ("type", job["type"]),
+        ("status", job["status"] + (f" ({job['waiting']})" if job.get("waiting") else "")),
+        ("source", job["source"]),
+        ("dest", job["dest"]),
+        ("bwlimit", f"{job['bwlimit']} KiB/s" if job["bwlimit"] else "unlimited"),
+        ("excludes", ", ".join(job["excludes"]) if job["excludes"] else "none"),
+        ("progress", progress_text),
+        ("created", job["created_at"]),
+        ("updated", f"{job['updated_at']} ({render.ago(job['updated_at'])})"),
+        ("last run", run_summary(run)),
+    ]
+    pairs += [("warning", warning) for warning in (run or {}).get("warnings") or []]
+    if job.get("owner"):
+        pairs.append(("owner", f"{job['owner']['user']} (uid {job['owner']['uid']})"))
+    return render.fields(pairs)

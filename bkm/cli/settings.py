@@ -53,15 +53,30 @@ def get(obj, key, as_json) -> None:
         echo(_text(answer["value"]))
 
 
-@settings.command("set", context_settings={"ignore_unknown_options": True})
-@click.argument("key", shell_complete=setting_keys)
-@click.argument("value")
+# Nothing after KEY is read as an option: VALUE is taken verbatim, even "-e ssh" or "-h".
+@settings.command("set", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
 @json_option()
+@click.argument("key", shell_complete=setting_keys)
+@click.argument("value", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def set_(obj, key, value, as_json) -> None:
-    """Set KEY to VALUE; bkmd checks the value and says what it expects."""
+    """Set KEY to VALUE; bkmd checks the value and says what it expects.
+
+    VALUE is taken verbatim: nothing after KEY is read as an option, so
+    `bkm settings set rsync_args '-e "ssh -p 2222"'` stores ["-e", "ssh -p 2222"]. Give --json
+    before KEY.
+    """
+    if len(value) != 1:
+        from bkm import errors
+        from bkm.errors import BkmError
+
+        raise BkmError(
+            f"settings set takes one VALUE after {key} (got {len(value)})",
+            errors.USAGE,
+            f"quote it as one word: bkm settings set {key} '...'",
+        )
     with obj.client() as client:
-        answer = client.call("settings.set", key=key, value=value)
+        answer = client.call("settings.set", key=key, value=value[0])
     if as_json:
         print_json(answer)
     else:
@@ -82,3 +97,32 @@ def reset(obj, key, as_json) -> None:
         echo(f"{key} = {_text(answer['settings'][key])} (default)")
     else:
         echo("every setting is back to its default")
+
+
+@settings.command("reload")
+@json_option()
+@click.pass_obj
+def reload(obj, as_json) -> None:
+    """Read settings.yaml again after editing it by hand (as SIGHUP to bkmd does).
+
+    A file that does not parse is reported, with every problem in it, and the settings in use
+    are kept; keys this bkm does not know are warned about and kept in the file.
+    """
+    import sys
+
+    with obj.client() as client:
+        answer = client.call("settings.reload")
+    if as_json:
+        print_json(answer)
+        return
+    for warning in answer["warnings"]:
+        sys.stderr.write(f"bkm: warning: {warning}\n")
+    changed = answer["changed"]
+    echo(
+        "reloaded settings"
+        + (
+            ": " + ", ".join(f"{k} = {_text(answer['settings'][k])}" for k in changed)
+            if changed
+            else ": nothing changed"
+        )
+    )

@@ -35,6 +35,9 @@ class Activity:
             detail = run.get("error")
         elif job.status == "completed":
             detail = f"{run.get('bytes', 0)} bytes in {run.get('duration_seconds')} s"
+            warnings = run.get("warnings") or []
+            if warnings:
+                detail += f"; {len(warnings)} warning{'s' if len(warnings) > 1 else ''}: {warnings[0]}"
         entry = {"time": now(), "job_id": job.id, "name": job.name, "status": job.status, "detail": detail}
         self.recent.append(entry)
         try:

@@ -20,6 +20,7 @@ from bkmd.recovery import Recovery, TransferRecords
 from bkmd.runner import Transfer
 from bkmd.runs import Runs
 from bkmd.settings import Settings
+from bkmd.store import StoreError
 
 log = logging.getLogger("bkmd")
 CHECKPOINT_SECONDS = 10.0
@@ -84,12 +85,26 @@ class Daemon:
         self.recovery.mark_interrupted()
         change = Change()
         self.recovery.apply_on_interrupted(change)
+        self.recovery.resume_after_stop(change)
         try:
             self.commit([change])
         except Unavailable:
             pass  # logged; the jobs stay interrupted, for a person to recover
         self.recovery.requeue()
+        # One write at start: fills in what hand-written entries left out (id, times).
+        self.jobs.unsaved = True
         self.save_in_background()
+
+    def reload_settings(self) -> dict:
+        """settings.yaml read again (SIGHUP, `bkm settings reload`); a file that does not parse
+        is reported and the settings in use are kept."""
+        try:
+            found = self.settings.reload()
+        except StoreError as e:
+            log.error("not reloading settings: %s; the settings in use are kept", e)
+            raise Unavailable(f"{e}; the settings in use are kept", {"settings": self.paths.settings}) from None
+        log.info("reloaded settings from %s: %s", self.paths.settings, ", ".join(found["changed"]) or "no change")
+        return found
 
     def save_in_background(self) -> bool:
         """Save what runs (not requests) decided; a failure is logged, undoes nothing, and the

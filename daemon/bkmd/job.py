@@ -32,6 +32,8 @@ class Job:
     rev: int = 0
     # Who created it ({"uid", "user", "gid"}): whom it runs as, and who may see it (bkmd.access).
     owner: dict | None = None
+    # Why a queued job waits ("waiting for photos: same destination"), else None.
+    waiting: str | None = None
 
     def __getattr__(self, name: str):
         # Only called for names that are not attributes: the job's fields.
@@ -51,6 +53,7 @@ class Job:
             "progress": dict(self.progress),
             "last_run": dict(self.last_run) if self.last_run else None,
             "owner": {"uid": self.owner["uid"], "user": self.owner["user"]} if self.owner else None,
+            "waiting": self.waiting,
         }
 
     def detail(self) -> dict:
@@ -85,6 +88,7 @@ class Job:
             runs=runs if isinstance(runs, list) else [],
             rev=int(record.get("rev") or 0),
             owner=record.get("owner") if isinstance(record.get("owner"), dict) else None,
+            waiting=record.get("waiting") if isinstance(record.get("waiting"), str) else None,
         )
 
 
@@ -106,4 +110,6 @@ def event(job: Job) -> dict:
         "speed_bytes": progress.get("speed_bytes", 0),
         "eta_seconds": progress.get("eta_seconds"),
         "time": now(),
+        "waiting": job.waiting,
+        "idle_seconds": progress.get("idle_seconds"),
     }

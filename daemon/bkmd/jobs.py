@@ -101,13 +101,15 @@ class Jobs:
         With a request's ``change``, undoing the change restores all of it as it was, and the
         change is announced (and recorded as activity) only once it is saved. Without one it
         is a run's doing: marked unsaved and announced now (or by the caller, with
-        ``announce=False``, once it has saved it).
+        ``announce=False``, once it has saved it). Leaving the queue ends any wait.
         """
         if not model.may_change(cause, job.status, status):
             log.error("internal error: %s cannot turn job %r from %s into %s", cause, job.name, job.status, status)
             raise ImpossibleTransition(f"{cause}: {job.status} -> {status}")
-        before = (job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs)
+        before = (job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs, job.waiting)
         job.status = status
+        if status != model.QUEUED:
+            job.waiting = None
         for key, value in updates.items():
             setattr(job, key, value)
         self._touch(job)
@@ -123,7 +125,7 @@ class Jobs:
         if not model.may_change("undo", job.status, before[0]):
             log.error("internal error: cannot undo job %r from %s back to %s", job.name, job.status, before[0])
             raise ImpossibleTransition(f"undo: {job.status} -> {before[0]}")
-        job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs = before
+        job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs, job.waiting = before
 
     def _settled(self, job: Job, announce: bool) -> None:
         for callback in self.on_status:

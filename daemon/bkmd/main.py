@@ -137,7 +137,7 @@ def prepare(paths: bkm_paths.Paths):
         raise StartupError(f"cannot lock the store: {paths.lock}: {e.strerror}") from None
     try:
         records = store.load_jobs(paths.store)
-        settings = Settings(paths.settings, store.load_settings(paths.settings))
+        settings = Settings(paths.settings, store.read_settings(paths.settings))
     except store.StoreError as e:
         held.release()
         previous = f"; the previous generation is {e.path}.bak" if os.path.exists(e.path + ".bak") else ""
@@ -161,6 +161,9 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
     # Before the socket exists: whoever can connect may also send SIGTERM, and must get a clean stop.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, daemon.stopping.set)
+    # SIGHUP (a closed terminal, `systemctl reload`, `kill -HUP`) reloads settings.yaml; it
+    # never stops bkmd.
+    loop.add_signal_handler(signal.SIGHUP, _reload_quietly, daemon)
     gid = system_group() if paths.system else None
     server = Server(dispatcher, Admission({os.getuid(), 0}, gid))
     activated = systemd.listening_socket()
@@ -189,6 +192,15 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
     log.info("stopped")
 
 
+def _reload_quietly(daemon) -> None:
+    from bkmd.errors import Unavailable
+
+    try:
+        daemon.reload_settings()
+    except Unavailable:
+        pass  # logged; the settings in use are kept
+
+
 def configure_logging(verbose: bool, path: str | None = None) -> None:
     handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s bkmd[%(process)d] %(levelname)s %(message)s"))
@@ -211,8 +223,14 @@ def _stop_during_startup(signum, frame) -> None:
     raise KeyboardInterrupt  # a SIGTERM before serving: the same clean exit 0 as Ctrl-C
 
 
+def _hangup_during_startup(signum, frame) -> None:
+    """SIGHUP before serving: nothing to reload yet, and never a reason to die. (A function,
+    not SIG_IGN: a handler is reset in children at exec, an ignored signal would stay ignored.)"""
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_during_startup)
+    signal.signal(signal.SIGHUP, _hangup_during_startup)
     args = parse_args(argv)
     configure_logging(args.verbose)
     try:

@@ -112,7 +112,9 @@ def build(daemon: Daemon) -> Registry:
         if not given:
             raise ValidationFailed({"job": f"nothing to change: give at least one of {', '.join(model.EDITABLE)}"})
         run_as = access.run_as(target.owner)
-        clean, problems = validate.check_fields(given, creating=False, settings=settings, run_as=run_as)
+        clean, problems = validate.check_fields(
+            given, creating=False, settings=settings, run_as=run_as, current=target.spec
+        )
         if problems:
             raise ValidationFailed(problems)
         return jobs.update(target, clean, change).public()
@@ -200,6 +202,11 @@ def build(daemon: Daemon) -> Registry:
         keys = settings.reset(key, change)
         return {"reset": keys, "settings": settings.all()}
 
+    def settings_reload(caller: Caller) -> dict:
+        caller.check_admin("settings")
+        found = daemon.reload_settings()
+        return {"reloaded": True, **found, "settings": settings.all()}
+
     registry.add("daemon.status", daemon_status)
     registry.add("daemon.shutdown", daemon_shutdown)
     registry.add("job.create", job_create)
@@ -219,4 +226,5 @@ def build(daemon: Daemon) -> Registry:
     registry.add("settings.get", settings_get)
     registry.add("settings.set", settings_set)
     registry.add("settings.reset", settings_reset)
+    registry.add("settings.reload", settings_reload)
     return registry

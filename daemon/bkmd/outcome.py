@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from bkm import model
 
 # Why bkmd itself stopped a transfer.
-PAUSE = "pause"  # a person (or a stopping bkmd) asked
+PAUSE = "pause"  # a person asked
+STOP = "stop"  # bkmd is stopping (daemon stop, SIGTERM, a reboot): resumed at its next start
 STALL = "stall"  # no progress for stall_timeout seconds
 
 
@@ -28,13 +29,19 @@ def judge(
     stop_reason: str | None = None,
     spawn_error: str | None = None,
     stall_timeout: int = 0,
+    source_gone: bool = False,
 ) -> Verdict:
     """The run's status, error and warnings from its exit code, the tool's output (``lines``,
-    and what ``parser`` gathered), why bkmd stopped it (if it did) and whether it started."""
+    and what ``parser`` gathered), why bkmd stopped it (if it did), whether it started, and
+    whether its (local) source folder still exists at the end."""
     if stop_reason == STALL:
         return Verdict(model.FAILED, "stalled", summary=f"failed: stalled (no progress for {stall_timeout} s)")
-    if stop_reason == PAUSE:
-        return Verdict(model.PAUSED, summary="paused: transfer stopped, partial data kept")
+    if stop_reason in (PAUSE, STOP):
+        why = " because bkmd stopped" if stop_reason == STOP else ""
+        return Verdict(model.PAUSED, summary=f"paused{why}: transfer stopped, partial data kept")
+    if source_gone:
+        error = f"source vanished: {job.source} no longer exists"
+        return Verdict(model.FAILED, error, summary=f"failed: {error} (exit code {code})")
     if spawn_error is not None:
         return Verdict(model.FAILED, spawn_error, summary=f"failed: {spawn_error}")
     if code is None:

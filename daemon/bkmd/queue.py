@@ -38,6 +38,10 @@ class RunQueue:
         job_id = next(iter(self._waiting))
         return job_id, self._waiting.pop(job_id)
 
+    def items(self) -> list[tuple[str, bool]]:
+        """(job id, resume) oldest first: a copy, to change the queue while going through it."""
+        return list(self._waiting.items())
+
     def clear(self) -> None:
         self._waiting.clear()
 

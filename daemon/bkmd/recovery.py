@@ -93,11 +93,16 @@ class Recovery:
         found = self.jobs.with_status(model.RUNNING)
         for job in found:
             self.logs.write(job.id, "bkmd stopped during this run: the job is interrupted", "warning")
-            last_run = job.last_run
+            last_run, runs = job.last_run, job.runs
             if last_run is not None and last_run.get("finished_at") is None:
-                last_run = dict(last_run, finished_at=now(), error=None)
+                last_run = dict(last_run, finished_at=now(), outcome=model.INTERRUPTED, exit_code=None, error=None)
+                runs = (runs + [dict(last_run)])[-self.settings["keep_runs"] :]
+            # The progress last saved (at most CHECKPOINT_SECONDS old) is kept: it is where a
+            # resume continues from.
             progress = dict(job.progress, speed_bytes=0, eta_seconds=None)
-            self.jobs.set_status(job, "found running", model.INTERRUPTED, last_run=last_run, progress=progress)
+            self.jobs.set_status(
+                job, "found running", model.INTERRUPTED, last_run=last_run, progress=progress, runs=runs
+            )
         return found
 
     def apply_on_interrupted(self, change: Change) -> None:
@@ -108,6 +113,16 @@ class Recovery:
         for job in self.jobs.with_status(model.INTERRUPTED):
             self.recover(job, change)
             if choice == "resume":
+                self.runs.start(job, change)
+
+    def resume_after_stop(self, change: Change) -> None:
+        """Jobs a stopping bkmd paused (daemon stop, SIGTERM, a reboot) start again, when the
+        setting resume_after_stop says so; a job a person paused stays paused."""
+        if not self.settings["resume_after_stop"]:
+            return
+        for job in self.jobs.with_status(model.PAUSED):
+            if (job.last_run or {}).get("paused_by_stop"):
+                self.logs.write(job.id, "resuming: bkmd stopped during this run (resume_after_stop)")
                 self.runs.start(job, change)
 
     def recover(self, job: Job, change: Change) -> Job:

@@ -30,6 +30,17 @@ from bkmd.runner import Transfer
 
 log = logging.getLogger("bkmd.runs")
 STOP_GRACE = 10.0
+IDLE_SHOWN = 10.0  # seconds without progress after which views say so
+
+
+def same_destination(a: str, b: str) -> bool:
+    """Whether two destinations are the same folder, or one is inside the other."""
+    if model.is_remote(a) != model.is_remote(b):
+        return False
+    if not model.is_remote(a):
+        a, b = os.path.realpath(a), os.path.realpath(b)
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
 
 
 class Run:
@@ -51,6 +62,7 @@ class Run:
         self.record = {
             "started_at": now(),
             "finished_at": None,
+            "outcome": None,
             "exit_code": None,
             "error": None,
             "warnings": [],
@@ -69,8 +81,10 @@ class Run:
             on_exit=lambda code, error: runs._exited(self, code, error),
             run_as=run_as,
         )
-        self.stop_reason: str | None = None  # outcome.PAUSE or outcome.STALL once bkmd stops it
+        self.stop_reason: str | None = None  # an outcome.* reason once bkmd stops it
         self.changed = False
+        self.moved_at = time.monotonic()  # when bytes last moved or files were last checked
+        self.marker: tuple | None = None
         self.ticker: asyncio.Task | None = None
 
     def stop(self, reason: str) -> None:
@@ -103,7 +117,8 @@ class Runs:
     def start(self, job: Job, change: Change) -> Job:
         self.jobs.check("start", job)
         resume = job.status in model.RESUMES_FROM
-        if len(self.active) < self.settings["max_concurrent_jobs"]:
+        waiting = self._wait_reason(job)
+        if waiting is None:
             run = Run(job, resume, self.transfer_factory, self)
             self.jobs.set_status(
                 job, "start", model.RUNNING, change, last_run=run.record, progress=run.tracker.as_dict()
@@ -114,8 +129,19 @@ class Runs:
         else:
             self.queue.add(job.id, resume)
             change.on_undo(lambda: self.queue.remove(job.id))
-            self.jobs.set_status(job, "start", model.QUEUED, change)
+            self.jobs.set_status(job, "start", model.QUEUED, change, waiting=waiting)
+            change.after_save(lambda: self.logs.write(job.id, f"queued: {waiting}"))
         return job
+
+    def _wait_reason(self, job: Job) -> str | None:
+        """Why ``job`` cannot start now, or None: no free slot, or a running job writes to the
+        same destination (or one inside the other): two transfers never write there at once."""
+        for other in self.active.values():
+            if same_destination(job.dest, other.job.dest):
+                return f"waiting for {other.job.name}: same destination"
+        if len(self.active) >= self.settings["max_concurrent_jobs"]:
+            return f"waiting for a free slot ({self.settings['max_concurrent_jobs']} running)"
+        return None
 
     def pause(self, job: Job, change: Change) -> Job | Later:
         """A queued job leaves the queue; a running one is sent SIGTERM now, inside the change,
@@ -158,24 +184,31 @@ class Runs:
         for sample in samples:
             run.tracker.apply(sample, clock)
             run.changed = True
+            # Moving bytes or checking files (a no-op run of a big tree moves no bytes for
+            # minutes) both count as progress for the stall watchdog.
+            marker = (sample.bytes, sample.checked)
+            if marker != run.marker:
+                run.marker, run.moved_at = marker, clock
         for line in lines:
             run.lines.append(line)
             self.logs.write(run.job.id, line, "output")
 
     async def _tick(self, run: Run) -> None:
-        """At most one progress event per progress_interval, and only when something moved;
-        and the stall watchdog: no progress for stall_timeout seconds fails the run."""
-        moved_at, moved = time.monotonic(), run.tracker.bytes
+        """At most one progress event per progress_interval, and only when something moved or
+        the run is idle (``idle_seconds`` then counts up instead of a speed decaying towards
+        zero); and the stall watchdog: no progress for stall_timeout seconds fails the run."""
         while True:
             await asyncio.sleep(self.settings["progress_interval"])
-            clock = time.monotonic()
-            if run.tracker.bytes != moved:
-                moved_at, moved = clock, run.tracker.bytes
+            idle = time.monotonic() - run.moved_at
             limit = self.settings["stall_timeout"]
-            if limit and clock - moved_at > limit and run.stop_reason is None:
+            if limit and idle > limit and run.stop_reason is None:
                 self.logs.write(run.job.id, f"no progress for {limit} s: stopping the transfer", "error")
                 run.stop(outcome.STALL)
-            if run.changed:
+            if idle >= IDLE_SHOWN:
+                run.tracker.speed, run.tracker.eta = 0.0, None
+                run.job.progress = {**run.tracker.as_dict(), "idle_seconds": int(idle)}
+                self.jobs.publish_progress(run.job)
+            elif run.changed:
                 run.changed = False
                 run.job.progress = run.tracker.as_dict()
                 self.jobs.progress_changed()
@@ -197,6 +230,7 @@ class Runs:
             run.stop_reason,
             spawn_error,
             self.settings["stall_timeout"],
+            source_gone=not model.is_remote(job.source) and not os.path.exists(job.source),
         )
         tracker = run.tracker
         if verdict.status == model.COMPLETED:
@@ -206,11 +240,14 @@ class Runs:
         record = dict(
             run.record,
             finished_at=now(),
-            exit_code=code,
+            outcome=verdict.status,
+            # A pause's exit code is the signal's echo (20, -15, 255 over ssh), not a result.
+            exit_code=None if verdict.status == model.PAUSED else code,
             error=verdict.error,
             warnings=verdict.warnings,
             bytes=tracker.bytes - tracker.base_bytes,
             duration_seconds=round(time.monotonic() - run.started, 3),
+            paused_by_stop=run.stop_reason == outcome.STOP,
         )
         for warning in verdict.warnings:
             self.logs.write(job.id, warning, "warning")
@@ -233,13 +270,22 @@ class Runs:
         self.start_queued()
 
     def start_queued(self) -> None:
-        """Start queued jobs while there are free slots (a run's doing, saved in the background)."""
+        """Start queued jobs, oldest first, that may start now (a run's doing, saved in the
+        background); the others say what they wait for."""
         started = False
-        while self.queue and len(self.active) < self.settings["max_concurrent_jobs"]:
-            job_id, resume = self.queue.pop()
+        for job_id, resume in self.queue.items():
             job = self.jobs.by_id.get(job_id)
             if job is None or job.status != model.QUEUED:
+                self.queue.remove(job_id)
                 continue
+            waiting = self._wait_reason(job)
+            if waiting is not None:
+                if waiting != job.waiting:
+                    job.waiting = waiting
+                    self.jobs.progress_changed()
+                    self.jobs.publish_progress(job)
+                continue
+            self.queue.remove(job_id)
             run = Run(job, resume, self.transfer_factory, self)
             self.active[job.id] = run
             self.jobs.set_status(job, "dequeue", model.RUNNING, last_run=run.record, progress=run.tracker.as_dict())
@@ -253,5 +299,5 @@ class Runs:
         self.queue.clear()
         runs = list(self.active.values())
         for run in runs:
-            run.stop(outcome.PAUSE)
+            run.stop(outcome.STOP)
         await asyncio.gather(*(run.transfer.done.wait() for run in runs))

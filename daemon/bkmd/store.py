@@ -142,17 +142,48 @@ def _fast_jobs(text: str) -> tuple[int, list[tuple[int, dict]]] | None:
     return version, jobs
 
 
+def _stamp(value: Any) -> Any:
+    """A time as bkm writes it; YAML timestamps (unquoted 2026-11-29 02:30:00) become one."""
+    import datetime
+
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, datetime.date):
+        return value.strftime("%Y-%m-%dT00:00:00Z")
+    return value
+
+
+def _complete(job: dict) -> None:
+    """What a hand-written entry may leave out (it needs only name, type, source and dest),
+    filled in; written back with bkmd's first save."""
+    import time
+    import uuid
+
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    job.setdefault("id", uuid.uuid4().hex)
+    job.setdefault("status", model.PENDING)
+    for field in model.JOB_FIELDS:
+        if field.name not in job and not field.required:
+            job[field.name] = list(field.default) if isinstance(field.default, tuple) else (field.default or 0)
+    for key in ("created_at", "updated_at"):
+        job[key] = _stamp(job.get(key, job.get("created_at", now)))
+
+
 def _check_job(path: str, index: int, line: int | None, job: Any) -> dict:
     where = f"job #{index}" + (f" (line {line})" if line else "")
+    at = (line, 1 if line else None)
     if not isinstance(job, dict):
-        raise StoreError(path, f"{where} is not a mapping", line, 1 if line else None)
+        raise StoreError(path, f"{where} is not a mapping", *at)
+    _complete(job)
     for field, kind in JOB_FIELDS.items():
         value = job.get(field)
         if not isinstance(value, kind) or isinstance(value, bool):
             problem = "missing" if field not in job else f"not a {kind.__name__}"
-            raise StoreError(path, f"{where}: field {field!r} is {problem}", line, 1 if line else None)
+            raise StoreError(path, f"{where}: field {field!r} is {problem}", *at)
     if job["status"] not in model.STATUSES:
-        raise StoreError(path, f"{where}: unknown status {job['status']!r}", line, 1 if line else None)
+        raise StoreError(path, f"{where}: unknown status {job['status']!r}", *at)
     return job
 
 
@@ -215,33 +246,67 @@ def save_jobs(path: str, records: Iterable[dict]) -> None:
     atomic_write(path, dump_jobs(records), backup=path + ".bak")
 
 
-def load_settings(path: str) -> dict[str, Any]:
-    """The settings the file sets (defaults are not filled in here); each one validated."""
+class SettingsFile:
+    """What settings.yaml says: the values bkm knows (validated), keys it does not know (kept
+    and written back, so a downgrade never loses a newer bkm's settings), and the file's
+    identity when read, to notice a change made by hand."""
+
+    def __init__(self, values: dict[str, Any], unknown: dict[str, Any], stamp: tuple | None) -> None:
+        self.values, self.unknown, self.stamp = values, unknown, stamp
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"unknown setting {key!r} ignored (kept in the file)" for key in self.unknown]
+
+
+def settings_stamp(path: str) -> tuple | None:
+    """The file's identity now (inode, size, mtime); None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def read_settings(path: str) -> SettingsFile:
+    """settings.yaml, every value validated; StoreError lists every problem at once."""
+    stamp = settings_stamp(path)
     text = _read(path)
-    if text is None:
-        return {}
-    data = _yaml_load(text, path)
+    data = _yaml_load(text, path) if text is not None else None
     if data is None:
-        return {}
+        return SettingsFile({}, {}, stamp)
     if not isinstance(data, dict):
         raise StoreError(path, "expected a mapping of setting: value")
     version = data.pop("version", SETTINGS_VERSION)
     if version != SETTINGS_VERSION:
         raise StoreError(path, f"unknown settings version {version!r}")
-    values = {}
+    values: dict[str, Any] = {}
+    unknown: dict[str, Any] = {}
+    problems = []
     for key, value in data.items():
         try:
             values[key] = settings_schema.parse(key, value)
         except settings_schema.UnknownSetting:
-            raise StoreError(path, settings_schema.unknown_message(key)) from None
+            unknown[str(key)] = value
         except ValueError as e:
-            raise StoreError(path, f"{key}: {e}") from None
-    return values
+            problems.append(f"{key}: {e}")
+    if problems:
+        raise StoreError(path, "; ".join(problems))
+    return SettingsFile(values, unknown, stamp)
 
 
-def save_settings(path: str, values: dict[str, Any]) -> None:
+def load_settings(path: str) -> dict[str, Any]:
+    """The settings the file sets (defaults are not filled in here); each one validated."""
+    return read_settings(path).values
+
+
+def save_settings(path: str, values: dict[str, Any], unknown: dict[str, Any] | None = None) -> tuple | None:
+    """Write the settings (and keys this bkm does not know, as they were); the new file's stamp."""
     import yaml
 
     header = "# bkm settings, written by bkmd (`bkm settings set`); unset keys take their defaults.\n"
-    body = yaml.safe_dump({"version": SETTINGS_VERSION, **values}, sort_keys=False, allow_unicode=True)
+    body = yaml.safe_dump(
+        {"version": SETTINGS_VERSION, **values, **(unknown or {})}, sort_keys=False, allow_unicode=True
+    )
     atomic_write(path, (header + body).encode("utf-8"))
+    return settings_stamp(path)

@@ -26,6 +26,15 @@ def _readable(path: str) -> str | None:
     return None
 
 
+def _source(path: str) -> str | None:
+    if os.path.islink(path) and not path.endswith("/"):
+        return (
+            f"is a symbolic link: rsync would back up the link itself, not the folder it points to;"
+            f" give it as {path}/ to back up what it points to"
+        )
+    return _readable(path)
+
+
 def _writable(path: str) -> str | None:
     target = path.rstrip("/") or "/"
     if os.path.exists(target):
@@ -40,7 +49,7 @@ def _writable(path: str) -> str | None:
 
 
 # What only the filesystem can tell, beyond each field's rule in bkm.model.JOB_FIELDS.
-_ON_DISK = {"source": _readable, "dest": _writable}
+_ON_DISK = {"source": _source, "dest": _writable}
 
 
 def disk_problems(paths: dict[str, str]) -> dict[str, str]:
@@ -86,10 +95,29 @@ def _disk_problems_as(paths: dict[str, str], run_as) -> dict[str, str]:
     return dict.fromkeys(paths, f"cannot be checked as {run_as.user}")
 
 
-def check_fields(fields: dict[str, Any], creating: bool, settings, run_as=None) -> tuple[dict, dict]:
+def nesting_problem(source: str, dest: str) -> str | None:
+    """A destination equal to or inside its source makes every run copy the backup into itself
+    (doubling it each night). Local paths only; symlinks resolved."""
+    if model.is_remote(source) or model.is_remote(dest):
+        return None
+    src = os.path.realpath(source.rstrip("/") or "/")
+    dst = os.path.realpath(dest.rstrip("/") or "/")
+    if dst == src:
+        return f"is the source itself ({source}): choose a folder outside it"
+    if dst.startswith(src.rstrip("/") + "/"):
+        return (
+            f"is inside the source ({source}): each run would copy the backup into itself; choose a folder outside it"
+        )
+    return None
+
+
+def check_fields(
+    fields: dict[str, Any], creating: bool, settings, run_as=None, current: dict | None = None
+) -> tuple[dict, dict]:
     """(clean values, problems by field) for the fields of bkm.model.JOB_FIELDS. Creating, every
-    field is checked and defaults fill the ones not given; updating, only those given. Local
-    paths are checked as ``run_as`` (bkmd.access.RunAs) when the job runs as another user."""
+    field is checked and defaults fill the ones not given; updating, only those given, against
+    the job's ``current`` fields. Local paths are checked as ``run_as`` (bkmd.access.RunAs)
+    when the job runs as another user."""
     clean: dict[str, Any] = {}
     problems: dict[str, str] = {}
     on_disk: dict[str, str] = {}
@@ -112,4 +140,9 @@ def check_fields(fields: dict[str, Any], creating: bool, settings, run_as=None) 
         for field, problem in found.items():
             problems[field] = problem
             clean.pop(field, None)
+    if "source" not in problems and "dest" not in problems and ("source" in clean or "dest" in clean):
+        merged = {**(current or {}), **clean}
+        nested = nesting_problem(merged["source"], merged["dest"])
+        if nested:
+            problems["dest"] = nested
     return clean, problems

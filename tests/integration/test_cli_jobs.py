@@ -23,6 +23,7 @@ JOB_KEYS = {
     "progress",
     "last_run",
     "owner",  # the contract's system-mode section: {"uid", "user"}
+    "waiting",  # why a queued job waits, else null
 }
 PROGRESS_KEYS = {"percent", "bytes_transferred", "total_bytes", "speed_bytes", "eta_seconds"}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

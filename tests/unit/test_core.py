@@ -114,6 +114,15 @@ class Harness:
         assert "result" in answer, answer
         return answer["result"]
 
+    @classmethod
+    async def one_running_one_queued(cls, home: str) -> Harness:
+        """One slot: A running, B queued."""
+        h = cls(home, max_jobs=1)
+        for name in ("A", "B"):
+            await h.create(name)
+            await h.call("job.start", job=name)
+        return h
+
     async def create(self, name: str) -> dict:
         return await self.call(
             "job.create", name=name, type="rsync", source=f"{self.home}/src/", dest=f"{self.home}/{name}"
@@ -304,11 +313,7 @@ def test_settings_reset_starts_queued_jobs_like_settings_set(core):
     home, _ = core
 
     async def scenario():
-        h = Harness(home, max_jobs=1)
-        await h.create("A")
-        await h.create("B")
-        await h.call("job.start", job="A")
-        await h.call("job.start", job="B")
+        h = await Harness.one_running_one_queued(home)
         assert h.daemon.jobs.by_name["B"].status == "queued"
         await h.call("settings.reset", key="max_concurrent_jobs")  # back to the default, 2
         assert h.daemon.jobs.by_name["B"].status == "running"
@@ -322,13 +327,9 @@ def test_a_failed_settings_save_is_undone_and_starts_nothing(core, monkeypatch):
     home, _ = core
 
     async def scenario():
-        h = Harness(home, max_jobs=1)
-        await h.create("A")
-        await h.create("B")
-        await h.call("job.start", job="A")
-        await h.call("job.start", job="B")
+        h = await Harness.one_running_one_queued(home)
 
-        def refuse(path, values):
+        def refuse(path, values, unknown=None):
             raise OSError(errno.EROFS, "Read-only file system", path)
 
         monkeypatch.setattr(store, "save_settings", refuse)

@@ -89,6 +89,7 @@ def test_a_job_field_is_declared_once():
         "progress",
         "last_run",
         "owner",
+        "waiting",
     }
     assert {k for k in store.JOB_FIELDS} == {"id", *model.FIELD_NAMES, "status", "created_at", "updated_at"}
     assert Job.from_record(record).source == "/s"

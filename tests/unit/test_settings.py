@@ -17,7 +17,8 @@ def test_every_contract_key_has_its_default():
         "log_backups": 3,
         "on_interrupted": "ask",
         "keep_runs": 20,
-        "stall_timeout": 0,
+        "stall_timeout": 900,  # was 0: a dead remote must not hang for ever by default
+        "resume_after_stop": True,
     }
 
 
