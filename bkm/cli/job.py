@@ -214,7 +214,14 @@ def start(obj, job_ref, wait, as_json) -> None:
                 errors.INTERRUPTED,
                 f"pause it with: bkm job pause {started['name']}",
             ) from None
-        finished = client.call("job.get", job=started["id"])
+        try:
+            finished = client.call("job.get", job=started["id"])
+        except BkmError as e:
+            if e.exit_code != errors.UNREACHABLE:
+                raise
+            # bkmd paused the run because it is stopping, and is gone now: the run's end is
+            # known from its last event, and that is what --wait reports (exit 5, not 3).
+            finished = dict(started, status=final["status"], last_run=None)
     _report_run(finished, final["status"], as_json)
     code = errors.exit_for([final["status"]])
     if code:

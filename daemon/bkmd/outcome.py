@@ -39,13 +39,14 @@ def judge(
     if stop_reason in (PAUSE, STOP):
         why = " because bkmd stopped" if stop_reason == STOP else ""
         return Verdict(model.PAUSED, summary=f"paused{why}: transfer stopped, partial data kept")
-    if source_gone:
-        error = f"source vanished: {job.source} no longer exists"
-        return Verdict(model.FAILED, error, summary=f"failed: {error} (exit code {code})")
     if spawn_error is not None:
         return Verdict(model.FAILED, spawn_error, summary=f"failed: {spawn_error}")
     if code is None:
         return Verdict(model.FAILED, "the transfer ended without an exit code", summary="failed: no exit code")
     result = engine.outcome(code, lines, parser, job)
+    if source_gone:
+        # Whatever the tool's exit code: a backup of a source that is gone is not a backup.
+        error = f"source vanished: {job.source} no longer exists" + (f" ({result.error})" if result.error else "")
+        return Verdict(model.FAILED, error, list(result.warnings), summary=f"failed: {error}; exit code {code}")
     summary = f"{result.status}: exit code {code}" + (f", {result.error}" if result.error else "")
     return Verdict(result.status, result.error, list(result.warnings), summary)

@@ -11,10 +11,20 @@ from typing import Protocol, runtime_checkable
 class Sample:
     """One progress reading, as the tool reported it, for the current run only."""
 
-    bytes: int
+    bytes: int  # the tool's byte counter for this run (rsync's counts reused "matched" data too)
     total: int | None = None  # bytes of everything in scope, when the tool says or implies it
     percent: float | None = None  # the tool's own percentage (kept for logs and tests)
     checked: float | None = None  # fraction (0..1) of files already checked, when known
+    # Of ``bytes``, what belongs to files already finished. A file left unfinished is counted
+    # again from its first byte by the next run (rclone sends it again; rsync counts the part
+    # it reuses as matched data), so only this much carries over to a resumed run.
+    settled: int | None = None
+    # What the tool's numbers prove about the total when they do not state it:
+    # total_low <= total <= total_high (rsync: its percent is truncated, not rounded).
+    total_low: int | None = None
+    total_high: int | None = None
+    # The last reading of a run, repeated by Parser.finish(): the run's output has ended.
+    ended: bool = False
 
 
 @dataclass
@@ -33,6 +43,7 @@ class Parser(Protocol):
 
     def feed(self, stream: str, data: bytes) -> tuple[list[Sample], list[str]]: ...
 
+    # At the run's end: what is left, then the last reading again with ended=True (if there was one).
     def finish(self) -> tuple[list[Sample], list[str]]: ...
 
 

@@ -4,16 +4,40 @@ Facts this relies on (shared/reference/rsync-rclone.md): with --use-json-log eve
 stderr is one JSON object and stats records carry a "stats" object; --check-first makes
 totalBytes exact before transfers start; an up-to-date run reports totalBytes 0; rclone
 retries the whole copy 3 times unless told --retries 1.
+
+And, from the captures in tests/data: an error that ends rclone before it copies anything (an
+unknown remote, a refused connection) is printed as plain text, not JSON: "2026/11/29 06:02:16
+Failed to create file system for "nosuch:bucket": didn't find section in config file"; without
+a configuration file every run logs the NOTICE "Config file ... not found - using defaults"
+(level "warning" in JSON). A file that was being sent when rclone stopped is sent again from its
+first byte by the next run, so totalBytes of a resumed run counts it whole again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 from bkmd.engines import Outcome, Sample
 
 # totalBytes counts only what this run has to send.
 TOTAL_COVERS_TREE = False
+ERROR_CHARS = 300  # an error line is cut to this length
+
+# Which error line names the cause, best first: an error logged as it happened (with the object
+# it concerns); then the plain-text line rclone prints as it gives up ("Failed to create file
+# system for ...", "Fatal error: ...", "Failed to copy: ..."); then the summaries that repeat
+# an earlier error ("Attempt 1/1 failed with 1 errors and: ...", the stats' lastError).
+LOGGED, FATAL, SUMMARY = range(3)
+PLAIN = re.compile(
+    r"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(?:\.\d+)? )?"  # the time stamp of a text log line
+    r"(?:(?P<level>ERROR|CRITICAL|NOTICE|INFO|DEBUG)\s*: )?(?P<msg>.*)$"
+)
+FATAL_TEXT = re.compile(r"^(Failed to |Fatal error: |Error: )")
+SUMMARIES = re.compile(
+    r"(^|: )(Attempt \d+/\d+ failed with |Fatal error received - not attempting retries|Cancelling sync due to fatal)"
+)
 
 MEANINGS = {
     1: "syntax or usage error, or an unclassified error",
@@ -53,8 +77,10 @@ def environment(base: dict) -> dict:
 class Parser:
     def __init__(self) -> None:
         self._pending = {"out": "", "err": ""}
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the stats' lastError, or the last error logged
         self.total_exact: int | None = None  # rclone never states the size of the whole tree
+        self.cause: tuple[int, str] | None = None  # (rank, message): the most specific error
+        self._last: Sample | None = None
 
     def feed(self, stream: str, data: bytes) -> tuple[list[Sample], list[str]]:
         text = self._pending[stream] + data.decode("utf-8", "replace")
@@ -63,9 +89,15 @@ class Parser:
         return self._records(records)
 
     def finish(self) -> tuple[list[Sample], list[str]]:
+        """What is left, and the last reading again, marked ``ended``: only finished files
+        carry over to a resumed run (see Sample.settled)."""
         records = [self._pending["out"], self._pending["err"]]
         self._pending = {"out": "", "err": ""}
-        return self._records(records)
+        samples, lines = self._records(records)
+        if self._last is not None:
+            samples.append(dataclasses.replace(self._last, ended=True))
+            self._last = None
+        return samples, lines
 
     def _records(self, records: list[str]) -> tuple[list[Sample], list[str]]:
         samples: list[Sample] = []
@@ -79,6 +111,7 @@ class Parser:
             except ValueError:
                 entry = None
             if not isinstance(entry, dict):
+                self._consider(_plain_rank(record), PLAIN.match(record)["msg"])
                 lines.append(record)
                 continue
             stats = entry.get("stats")
@@ -89,33 +122,75 @@ class Parser:
             if entry.get("object"):
                 message = f"{entry['object']}: {message}"
             level = str(entry.get("level", "info"))
-            if level == "error":
+            if level in ("error", "critical", "fatal"):
                 self.last_error = message
+                self._consider(SUMMARY if SUMMARIES.search(message) else LOGGED, message)
             lines.append(f"{level}: {message}")
         return samples, lines
+
+    def _consider(self, rank: int | None, message: str) -> None:
+        if rank is not None and (self.cause is None or rank < self.cause[0]):
+            self.cause = (rank, message)
 
     def _sample(self, stats: dict) -> Sample:
         done = int(stats.get("bytes") or 0)
         total = int(stats.get("totalBytes") or 0)
         if stats.get("lastError"):
             self.last_error = str(stats["lastError"])
-        return Sample(
+            self._consider(SUMMARY, self.last_error)
+        transferring = [t for t in stats.get("transferring") or [] if isinstance(t, dict)]
+        in_flight = sum(int(t.get("bytes") or 0) for t in transferring)
+        # With --check-first the files to send are queued while the checks run, and totalBytes
+        # grows with the queue: it is the run's total once the first transfer has begun.
+        begun = done > 0 or bool(transferring) or int(stats.get("transfers") or 0) > 0
+        self._last = Sample(
             bytes=done,
-            total=total,
+            total=total if begun or total == 0 else None,
             # An up-to-date run reports 0 of 0: nothing to do, not a division by zero.
             percent=(100.0 * done / total) if total else None,
             # Not "checked": with --check-first every check happens before the first byte moves.
+            settled=max(done - in_flight, 0),
         )
+        return self._last
+
+
+def _plain_rank(line: str) -> int | None:
+    """A line rclone printed as plain text (it gives up before, or outside, the JSON log)."""
+    match = PLAIN.match(line)
+    level, message = match["level"], match["msg"]
+    if level in ("ERROR", "CRITICAL"):
+        return SUMMARY if SUMMARIES.search(message) else LOGGED
+    if level is None and FATAL_TEXT.match(message):
+        return FATAL
+    return None
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+
+
+def most_specific(lines: list[str], parser) -> str | None:
+    """The error that best names the cause: what the parser saw over the whole run, or else
+    the best of ``lines`` (as the parser turned them into text)."""
+    best = getattr(parser, "cause", None)
+    for line in lines:
+        if line.startswith(("error: ", "critical: ", "fatal: ")):
+            message = line.split(": ", 1)[1]
+            level = SUMMARY if SUMMARIES.search(message) else LOGGED
+        else:
+            level, message = _plain_rank(line), PLAIN.match(line)["msg"]
+        if level is not None and (best is None or level < best[0]):
+            best = (level, message)
+    return _cut(best[1]) if best else None
 
 
 def outcome(code: int, lines: list[str], parser: Parser, job) -> Outcome:
     """What an exit code means for the run; ``lines`` are the messages rclone printed."""
-    last_error = parser.last_error
     if code == 0:
         return Outcome("completed")
     if code < 0:
         message = f"rclone was killed by signal {-code}"
     else:
         message = f"rclone exit {code}: {MEANINGS.get(code, 'unknown error')}"
-    detail = last_error or next((line for line in reversed(lines) if line.startswith(("error:", "critical:"))), None)
+    detail = most_specific(lines, parser)
     return Outcome("failed", f"{message}: {detail}" if detail else message)

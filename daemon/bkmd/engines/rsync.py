@@ -4,10 +4,16 @@ Facts this relies on (shared/reference/rsync-rclone.md): progress records start 
 go to stdout through a pipe (never a pty); --no-inc-recursive gives the total up front;
 the percent counts transferred bytes over the size of all files; numbers follow the locale
 unless LC_ALL=C; --partial-dir keeps interrupted files and --no-W lets a local rerun reuse them.
+
+And, from the captures in tests/data: the percent is truncated, (int)(100.0 * done / total), and
+100 only when done == total, so every record bounds the total; the byte counter counts a file
+whole, including the "matched" part rsync reuses from the destination (the partial file of a
+resumed run) without sending it; a record with "(xfr#N, ...)" is printed as each file finishes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from bkm.model import is_remote
@@ -29,6 +35,29 @@ PROGRESS = re.compile(
 )
 TOTAL_SIZE = re.compile(r"^Total file size: (?P<n>[\d.,]+) bytes")
 _SUFFIX = {"K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "P": 1000**5}
+# The total is shown once the records pin it down to this fraction of itself: whatever later
+# records say, the value shown then moves by at most half of that.
+TOTAL_SPREAD = 0.02
+ERROR_CHARS = 300  # an error line is cut to this length
+
+# Which error line names the cause, best first. What the remote shell says (ssh's own messages,
+# or what the far side printed instead of starting rsync) is the cause when rsync only saw the
+# connection close; rsync's "rsync: ..." lines name a file and an errno; "connection
+# unexpectedly closed", a broken pipe and rsync's closing "rsync error: ... (code N) at
+# main.c(...)" only say that something failed.
+REMOTE, RSYNC, OTHER, GENERIC, SUMMARY = range(5)
+REMOTE_SHELL = re.compile(
+    r"^(ssh|ssh_exchange_identification|kex_exchange_identification|banner exchange):"
+    r"|Could not resolve hostname|Host key verification failed|Permission denied \(|"
+    r"Connection (refused|timed out|reset|closed)|No route to host|Network is unreachable|"
+    r"Too many authentication failures|Received disconnect|IDENTIFICATION HAS CHANGED|"
+    r"command not found|: not found$|not implemented$",
+    re.I,
+)
+CONSEQUENCE = re.compile(
+    r"^rsync: (\[\w+\] )?(connection unexpectedly closed|safe_write failed|write error: Broken pipe)"
+)
+NOT_AN_ERROR = re.compile(r"^(file has vanished: |rsync warning: |Warning: |@)", re.I)
 
 MEANINGS = {
     1: "syntax or usage error",
@@ -53,6 +82,7 @@ MEANINGS = {
     25: "the --max-delete limit stopped deletions",
     30: "timeout in data send/receive",
     35: "timeout waiting for daemon connection",
+    255: "unexplained error (the remote shell failed)",
 }
 
 
@@ -92,6 +122,25 @@ def _integer(text: str) -> int:
     return int(text.replace(",", "").replace(".", ""))
 
 
+def rank(line: str, stream: str | None = None) -> int | None:
+    """How specific an error line is (lower is better), None for a line that is no error.
+    ``stream``, when known: errors go to stderr (stdout has the statistics and, with -v, file
+    names), and a line there that rsync did not write comes from the remote shell or the far side."""
+    if stream == "out" or NOT_AN_ERROR.match(line):
+        return None
+    if line.startswith("rsync error:"):
+        return SUMMARY
+    if CONSEQUENCE.match(line):
+        return GENERIC
+    if line.startswith("rsync:") or "failed:" in line:
+        return RSYNC
+    if REMOTE_SHELL.search(line):
+        return REMOTE
+    if stream == "err" and not line.startswith("rsync"):
+        return OTHER
+    return None
+
+
 class Parser:
     """Splits rsync's output into progress samples and message lines; keeps partial records.
 
@@ -104,7 +153,14 @@ class Parser:
         self._pending = {"out": "", "err": ""}
         self._used_early = {"out": "", "err": ""}
         self.total_exact: int | None = None
-        self._best_total: tuple[int, int] | None = None  # (pct, estimate) at the highest pct
+        # What the records prove about the total: low <= total <= high (high None: no bound yet).
+        self._low = 0
+        self._high: int | None = None
+        self._estimate: int | None = None  # the total shown, kept while the bounds allow it
+        self._incremental = False  # "ir-chk": the file list, and so the total, still grows
+        self._settled = 0  # the counter at the end of the last finished file
+        self._last: Sample | None = None
+        self.cause: tuple[int, str] | None = None  # (rank, line): the most specific error line
 
     def feed(self, stream: str, data: bytes) -> tuple[list[Sample], list[str]]:
         text = self._pending[stream] + data.decode("utf-8", "replace")
@@ -119,12 +175,20 @@ class Parser:
         return samples, lines
 
     def finish(self) -> tuple[list[Sample], list[str]]:
+        """What is left, and the last reading again, marked ``ended``: only finished files
+        carry over to a resumed run (see Sample.settled)."""
         samples, lines = [], []
         for stream in ("out", "err"):
             more, text = self._records(stream, [self._pending[stream]])
             samples += more
             lines += text
         self._pending = {"out": "", "err": ""}
+        if self._last is not None:
+            last = dataclasses.replace(self._last, settled=self._settled, ended=True)
+            if self.total_exact is not None:
+                last.total = last.total_low = last.total_high = self.total_exact
+            samples.append(last)
+            self._last = None
         return samples, lines
 
     def _records(self, stream: str, records: list[str]) -> tuple[list[Sample], list[str]]:
@@ -143,34 +207,95 @@ class Parser:
             total = TOTAL_SIZE.match(record)
             if total:
                 self.total_exact = _integer(total["n"])
-            lines.append(record.rstrip())
+            line = record.rstrip()
+            level = rank(line, stream)
+            if level is not None and (self.cause is None or level < self.cause[0]):
+                self.cause = (level, line)
+            lines.append(line)
         return samples, lines
 
     def _sample(self, match: re.Match) -> Sample:
         done = _integer(match["bytes"])
         pct = int(match["pct"])
-        if pct >= 1 and (self._best_total is None or pct >= self._best_total[0]):
-            # rsync truncates the percent: the total lies between done*100/(pct+1) and done*100/pct.
-            self._best_total = (pct, int(done * 100 / (pct + 0.5)) if pct < 100 else done)
+        if match["chk_kind"]:
+            self._incremental = match["chk_kind"] == "ir"
+        self._bound(done, pct)
+        if match["xfr"]:
+            self._settled = done  # printed as a file finishes: everything counted so far is done
         checked = None
         if match["chk_total"] and match["chk_kind"] == "to":
             total_files = int(match["chk_total"])
             checked = (total_files - int(match["chk_left"])) / total_files if total_files else 1.0
-        total = self.total_exact or (self._best_total[1] if self._best_total else None)
-        return Sample(bytes=done, total=total, percent=float(pct), checked=checked)
+        self._last = Sample(
+            bytes=done,
+            total=self._total(),
+            percent=float(pct),
+            checked=checked,
+            settled=self._settled,
+            total_low=self._low if self.total_exact is None else self.total_exact,
+            total_high=self._high if self.total_exact is None else self.total_exact,
+        )
+        return self._last
+
+    def _bound(self, done: int, pct: int) -> None:
+        """Narrow the bounds on the total with one record: pct <= 100*done/total < pct+1."""
+        if pct >= 100:
+            low = high = done
+        else:
+            low = max(done, done * 100 // (pct + 1))  # one byte of slack for rsync's doubles
+            high = done * 100 // pct + 1 if pct else None
+        if self._incremental:  # the total still grows: only this record's own bounds hold
+            self._low, self._high, self._estimate = low, high, None
+            return
+        new_low = max(self._low, low)
+        new_high = high if self._high is None else (self._high if high is None else min(self._high, high))
+        if new_high is not None and new_low > new_high:  # the tree changed under rsync: start again
+            self._low, self._high, self._estimate = low, high, None
+        else:
+            self._low, self._high = new_low, new_high
+
+    def _total(self) -> int | None:
+        if self.total_exact is not None:
+            return self.total_exact
+        if self._high is None or self._incremental:
+            return None
+        if self._high - self._low > TOTAL_SPREAD * self._high:
+            return None
+        if self._estimate is None:
+            self._estimate = (self._low + self._high) // 2
+        else:
+            # Kept while possible; else moved to the nearest possible value: every move is then
+            # towards the true total, so in all it moves at most half the spread.
+            self._estimate = min(max(self._estimate, self._low), self._high)
+        return self._estimate
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+
+
+def most_specific(lines: list[str], parser) -> str | None:
+    """The error line that best names the cause: what the parser saw over the whole run
+    (it knows which lines came from stderr), or else the best of ``lines``."""
+    best = getattr(parser, "cause", None)
+    for line in lines:
+        level = rank(line)
+        if level is not None and (best is None or level < best[0]):
+            best = (level, line)
+    return _cut(best[1]) if best else None
 
 
 def outcome(code: int, lines: list[str], parser: Parser, job) -> Outcome:
     """What an exit code means for the run; ``lines`` are the messages rsync printed."""
-    source = job.source
-    errors = [line for line in lines if line.startswith(("rsync:", "rsync error:")) or "failed:" in line]
-    detail = next((line for line in errors if not line.startswith("rsync error:")), errors[-1] if errors else None)
     if code == 0:
         return Outcome("completed")
+    detail = most_specific(lines, parser)
     if code == 24:
         # A missing source root also exits 24 when a file vanished too: that is a failure.
-        if any("link_stat" in line and source.rstrip("/") in line for line in lines):
-            return Outcome("failed", _error(code, detail))
+        source = job.source.rstrip("/")
+        missing = [line for line in lines if "link_stat" in line and source in line]
+        if missing:
+            return Outcome("failed", _error(code, _cut(missing[0])))
         return Outcome("completed", warnings=[f"rsync exit 24: {MEANINGS[24]}" + (f" ({detail})" if detail else "")])
     return Outcome("failed", _error(code, detail))
 
