@@ -2,7 +2,7 @@
 
 import sys
 
-from common import Daemon, environment, install, python, report, time_command, tool
+from common import Daemon, environment, exit_code, install, python, quick, report, time_command, tool
 
 
 def main() -> int:
@@ -12,14 +12,15 @@ def main() -> int:
         daemon.start()
         daemon.create_jobs(1, prefix="show")
         env = dict(environment(), BKM_HOME=daemon.home)
-        reference = time_command([python(), "-S", "-c", "pass"], runs=31, warmup=3)
-        show = time_command([tool("bkm"), "job", "show", "show-00000"], runs=31, warmup=3, env=env)
-        helped = time_command([tool("bkm"), "--help"], runs=31, warmup=3, env=env)
+        runs, warmup = quick((31, 3), (3, 1))
+        reference = time_command([python(), "-S", "-c", "pass"], runs=runs, warmup=warmup)
+        show = time_command([tool("bkm"), "job", "show", "show-00000"], runs=runs, warmup=warmup, env=env)
+        helped = time_command([tool("bkm"), "--help"], runs=runs, warmup=warmup, env=env)
     finally:
         daemon.cleanup()
     report("bkm job show", show, reference, "python3 -S -c pass", "<= 8", show <= 8 * reference)
     report("bkm --help", helped, reference, "python3 -S -c pass", "info", True)
-    return 0 if show <= 8 * reference else 1
+    return exit_code(show <= 8 * reference)
 
 
 if __name__ == "__main__":

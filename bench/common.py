@@ -1,4 +1,10 @@
-"""Shared pieces of the benchmarks: timing with warm-up and medians, a private bkmd."""
+"""Shared pieces of the benchmarks: timing with warm-up and medians, a private bkmd.
+
+Every benchmark takes ``--quick``: small sizes and few runs, with this environment's bkm (no
+install), to prove in a minute that it still works; its budgets are then printed, not judged.
+Every timed command is first run once untimed and must succeed (its output is shown once);
+a timed run that fails stops the benchmark: a failure is never timed as if it were the work.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import sys
 import tempfile
 import time
 
+QUICK = "--quick" in sys.argv[1:]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_VENV = os.path.join(tempfile.gettempdir(), "bkm-bench-venv")
 BIN = os.path.dirname(sys.executable)
@@ -23,6 +30,9 @@ def install() -> None:
     An editable install adds an import hook to every start-up that a real install does not have.
     """
     global BIN
+    if QUICK:
+        print("quick mode: small sizes, few runs, this environment's bkm (not installed); budgets not judged")
+        return
     python = os.path.join(BENCH_VENV, "bin", "python")
     if not os.path.exists(python):
         subprocess.run([sys.executable, "-m", "venv", BENCH_VENV], check=True)
@@ -49,22 +59,71 @@ def environment() -> dict:
     return env
 
 
-def time_command(argv: list[str], runs: int = 7, warmup: int = 2, env: dict | None = None, **kwargs) -> float:
-    """Median wall time of ``runs`` runs after ``warmup`` unmeasured ones."""
+def quick(normal, small):
+    """``small`` in quick mode, else ``normal``."""
+    return small if QUICK else normal
+
+
+def verdict(ok: bool) -> str:
+    return ("OK" if ok else "OVER BUDGET") + (" (quick mode: not judged)" if QUICK else "")
+
+
+def exit_code(ok: bool) -> int:
+    return 0 if ok or QUICK else 1
+
+
+_SHOWN: set[tuple[str, ...]] = set()  # commands whose output was shown: once is enough
+
+
+def _shown(text: str, limit: int = 8) -> str:
+    lines = text.rstrip().splitlines()
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... ({len(lines) - limit} more lines)"]
+    return "\n".join("    " + line for line in lines) if lines else "    (no output)"
+
+
+def checked(
+    argv: list[str], env: dict | None = None, accept: tuple[int, ...] = (0,), show: bool = True, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run ``argv`` once, untimed; stop the benchmark unless it succeeded (exit status in
+    ``accept``); show what it printed (the first time, or with ``show=False`` only on failure)."""
+    out = subprocess.run(argv, capture_output=True, text=True, env=env or environment(), **kwargs)
+    if (show and tuple(argv) not in _SHOWN) or out.returncode not in accept:
+        _SHOWN.add(tuple(argv))
+        print(f"$ {' '.join(argv)}  (exit {out.returncode})\n{_shown(out.stdout + out.stderr)}")
+    if out.returncode not in accept:
+        raise SystemExit(f"benchmark stopped: {argv[0]} exited {out.returncode}, see above")
+    return out
+
+
+def time_command(
+    argv: list[str],
+    runs: int = 7,
+    warmup: int = 2,
+    env: dict | None = None,
+    accept: tuple[int, ...] = (0,),
+    **kwargs,
+) -> float:
+    """Median wall time of ``runs`` runs after ``warmup`` unmeasured ones, once a first run
+    (shown) succeeded; every run must succeed (exit status in ``accept``)."""
     env = env or environment()
+    checked(argv, env=env, accept=accept, **kwargs)
     samples = []
     for i in range(warmup + runs):
         start = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **kwargs)
+        code = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, **kwargs).returncode
+        elapsed = time.perf_counter() - start
+        if code not in accept:
+            raise SystemExit(f"benchmark stopped: {' '.join(argv)} exited {code} on run {i + 1}")
         if i >= warmup:
-            samples.append(time.perf_counter() - start)
+            samples.append(elapsed)
     return statistics.median(samples)
 
 
 def report(label: str, value: float, reference: float, reference_label: str, budget: str, ok: bool) -> None:
     print(
         f"{label}: {value * 1000:.1f} ms; {reference_label}: {reference * 1000:.1f} ms; "
-        f"ratio {value / reference:.2f} (budget {budget}) {'OK' if ok else 'OVER BUDGET'}"
+        f"ratio {value / reference:.2f} (budget {budget}) {verdict(ok)}"
     )
 
 
@@ -78,9 +137,15 @@ class Daemon:
     def start(self) -> float:
         """Start bkmd; return the seconds until its socket accepted a connection."""
         begin = time.perf_counter()
-        self.proc = subprocess.Popen([tool("bkmd"), "--home", self.home], stderr=subprocess.DEVNULL, env=self.env)
+        errors = open(os.path.join(self.home, "bkmd.err"), "wb")
+        with errors:
+            self.proc = subprocess.Popen([tool("bkmd"), "--home", self.home], stderr=errors, env=self.env)
         deadline = begin + 60
         while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                with open(os.path.join(self.home, "bkmd.err"), "rb") as f:
+                    said = f.read().decode("utf-8", "replace")
+                raise SystemExit(f"benchmark stopped: bkmd exited {self.proc.returncode}:\n{_shown(said, 20)}")
             sock = socket.socket(socket.AF_UNIX)
             try:
                 sock.connect(self.socket)
@@ -100,8 +165,16 @@ class Daemon:
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
 
+    def call(self, method: str, **params) -> dict:
+        """One request; its result, or the benchmark stops with bkmd's error."""
+        reply = self.batch([{"jsonrpc": "2.0", "method": method, "params": params, "id": 1}])[0]
+        if "error" in reply:
+            raise SystemExit(f"benchmark stopped: {method} failed: {reply['error']}")
+        return reply["result"]
+
     def batch(self, requests: list[dict]) -> list[dict]:
         sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(300)
         sock.connect(self.socket)
         with sock, sock.makefile("rb") as f:
             sock.sendall(json.dumps(requests).encode() + b"\n")
@@ -128,5 +201,7 @@ class Daemon:
                 for i in range(start, min(start + batch_size, count))
             ]
             replies = self.batch(requests)
-            assert all("result" in r for r in replies), replies[:1]
+            failed = [r for r in replies if "result" not in r]
+            if failed:
+                raise SystemExit(f"benchmark stopped: job.create failed: {failed[0]}")
         return count / (time.perf_counter() - begin)

@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 
-from common import Daemon, install
+from common import Daemon, exit_code, install, quick, verdict
 
 MIB = 1024 * 1024
 
@@ -20,15 +20,23 @@ MIB = 1024 * 1024
 class Line:
     def __init__(self, path: str) -> None:
         self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(60)
         self.sock.connect(path)
         self.file = self.sock.makefile("rb")
+        self.shown: set[str] = set()
 
     def call(self, method: str, **params) -> dict:
         self.sock.sendall(json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": 1}).encode() + b"\n")
         while True:
             message = json.loads(self.file.readline())
             if message.get("id") == 1:
-                return message
+                break
+        if "error" in message:
+            raise SystemExit(f"benchmark stopped: {method} failed: {message['error']}")
+        if method not in self.shown:  # what each kind of request answered, once
+            self.shown.add(method)
+            print(f"{method}: {json.dumps(message['result'])[:200]}")
+        return message
 
     def event(self, status: str) -> float:
         while True:
@@ -58,20 +66,23 @@ def main() -> int:
         )
         watcher = Line(daemon.socket)
         watcher.call("events.subscribe", jobs=["lat"])
-        for _ in range(10):
+        # Round 0 is not measured: it proves start and pause work and shows their answers once.
+        for round_ in range(quick(10, 2) + 1):
             for method, status in (("job.start", "running"), ("job.pause", "paused")):
                 sent = time.perf_counter()
                 control.call(method, job="lat")
-                latencies.append(watcher.event(status) - sent)
+                latency = watcher.event(status) - sent
+                if round_:
+                    latencies.append(latency)
     finally:
         daemon.cleanup()
     worst = max(latencies)
     ok = worst <= 0.25
     print(
         f"event latency over {len(latencies)} status changes: median {statistics.median(latencies) * 1000:.2f} ms, "
-        f"worst {worst * 1000:.2f} ms (budget <= 250 ms) {'OK' if ok else 'OVER BUDGET'}"
+        f"worst {worst * 1000:.2f} ms (budget <= 250 ms) {verdict(ok)}"
     )
-    return 0 if ok else 1
+    return exit_code(ok)
 
 
 if __name__ == "__main__":

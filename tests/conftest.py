@@ -9,10 +9,24 @@ sys.path.insert(0, os.path.dirname(__file__))
 from helpers import Bkmd, short_tempdir  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def no_bkmd_left_behind():
+    """Whatever a test did, and however it ended, no bkmd it started outlives it (and a bkmd's
+    transfers end with it: they get SIGTERM when it dies)."""
+    Bkmd.started.clear()
+    yield
+    for daemon in Bkmd.started:
+        daemon.kill()
+    Bkmd.started.clear()
+
+
 @pytest.fixture
 def home():
     path = short_tempdir()
     yield path
+    for daemon in Bkmd.started:
+        if daemon.home == path:
+            daemon.kill()  # before its home goes
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 BIN = os.path.dirname(sys.executable)
@@ -21,7 +24,9 @@ def program(name: str) -> list[str]:
     script = os.path.join(BIN, name)
     if os.path.exists(script):
         return [script]
-    return [sys.executable, "-m", {"bkm": "bkm.cli", "bkmd": "bkmd"}[name]]
+    if name == "bkm":  # bkm.cli is a package without __main__: call its entry point
+        return [sys.executable, "-c", "import sys; sys.argv[0] = 'bkm'; from bkm.cli import main; sys.exit(main())"]
+    return [sys.executable, "-m", "bkmd"]
 
 
 def short_tempdir() -> str:
@@ -43,6 +48,18 @@ def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, what: str
         time.sleep(interval)
 
 
+def stays(condition, seconds: float, interval: float = 0.05, what: str = "condition") -> None:
+    """``condition`` holds, checked again and again, for ``seconds`` (an observation interval,
+    for what must *not* happen: nothing written while paused, no client giving up)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if not condition():
+            raise AssertionError(f"{what} stopped holding within {seconds} s")
+        if time.monotonic() > deadline:
+            return
+        time.sleep(interval)
+
+
 def can_connect(path: str) -> bool:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -57,6 +74,9 @@ def can_connect(path: str) -> bool:
 class Bkmd:
     """One real bkmd process in its own home."""
 
+    # Every bkmd a test started; conftest kills any still running when the test ends, pass or fail.
+    started: list[Bkmd] = []
+
     def __init__(self, home: str, *args: str, env: dict | None = None) -> None:
         self.home = home
         self.args = list(args)
@@ -64,7 +84,14 @@ class Bkmd:
         self.socket = os.path.join(home, "bkmd.sock")
         self.proc: subprocess.Popen | None = None
         self.prefix: list[str] = []  # e.g. setpriv, to run it as another user
+        # Resource limits for bkmd (and so its transfers), e.g. {resource.RLIMIT_FSIZE: 65536}:
+        # set in the child before bkmd starts, which needs no root and no prlimit.
+        self.rlimits: dict[int, int] = {}
         self.stderr_path = os.path.join(home, f"bkmd-{time.monotonic_ns()}.err")
+
+    def _limit(self) -> None:
+        for which, value in self.rlimits.items():
+            resource.setrlimit(which, (value, value))
 
     def start(self, wait: bool = True) -> Bkmd:
         env = dict(os.environ, **(self.env or {}))
@@ -76,7 +103,9 @@ class Bkmd:
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
             env=env,
+            preexec_fn=self._limit if self.rlimits else None,
         )
+        Bkmd.started.append(self)
         if wait:
             wait_for(lambda: self.proc.poll() is not None or can_connect(self.socket), 15, what="bkmd socket")
             if self.proc.poll() is not None:
@@ -114,6 +143,12 @@ class Bkmd:
     def call(self, method: str, **params: Any) -> Any:
         with self.connect() as client:
             return client.call(method, **params)
+
+    def transfers(self, names: tuple[str, ...] = ("rsync", "rclone")) -> set[tuple[int, int]]:
+        """(pid, start time) of this bkmd's transfer processes (its descendants named so)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return set()
+        return {(pid, start) for pid, (comm, start) in descendants(self.proc.pid).items() if comm in names}
 
 
 class RawClient:
@@ -242,11 +277,181 @@ def tree(root: str) -> dict[str, bytes]:
     return found
 
 
-def inodes(root: str) -> dict[str, int]:
-    return {name: os.stat(os.path.join(root, name)).st_ino for name in tree(root)}
-
-
 def create(home: str, name: str, tool: str, source: str, dest: str, *extra: str) -> dict:
     out = bkm(home, "job", "create", name, "--type", tool, "--source", source, "--dest", dest, *extra, "--json")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+# -- processes: only this test's own, never matched machine-wide ----------------------------
+
+
+def _stat(pid: int) -> tuple[str, str, int, int] | None:
+    """(command name, state, parent pid, start time in clock ticks) of ``pid``, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    comm = data[data.index(b"(") + 1 : data.rindex(b")")].decode("utf-8", "replace")
+    fields = data[data.rindex(b")") + 2 :].split()
+    return comm, fields[0].decode(), int(fields[1]), int(fields[19])
+
+
+def descendants(root: int) -> dict[int, tuple[str, int]]:
+    """Every living process below ``root``: pid -> (command name, start time)."""
+    children: dict[int, list[int]] = {}
+    info: dict[int, tuple[str, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _stat(int(entry))
+        if stat is None or stat[1] in ("Z", "X"):
+            continue
+        children.setdefault(stat[2], []).append(int(entry))
+        info[int(entry)] = (stat[0], stat[3])
+    found: dict[int, tuple[str, int]] = {}
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid in info and pid not in found:
+            found[pid] = info[pid]
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def alive(processes: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Those of ``processes`` (pid, start time) still running: a reused pid is not them."""
+    living = set()
+    for pid, start in processes:
+        stat = _stat(pid)
+        if stat is not None and stat[3] == start and stat[1] not in ("Z", "X"):
+            living.add((pid, start))
+    return living
+
+
+# -- files ----------------------------------------------------------------------------------
+
+PAST_NS = 1_600_000_000_123_456_789  # 2020-09-13, with nanoseconds: no copy in progress has it
+
+
+def backdate(root: str) -> None:
+    """Give every file under ``root`` an mtime in the past, so a file under its final name at
+    the destination is finished only when its tool set that mtime (rclone writes in place)."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            os.utime(os.path.join(folder, name), ns=(PAST_NS, PAST_NS))
+
+
+def slow_tree(source: str) -> int:
+    """Four small files that finish at once, then four of 1 MiB: at --bwlimit 1024, whether the
+    tool copies one file at a time (rsync) or four at once (rclone), some files are finished and
+    others not for about 4 s. Backdated (see finished()). Returns the total size."""
+    files = {**{f"a{i}.bin": 64 * 1024 for i in range(4)}, **{f"b{i}.bin": MIB for i in range(4)}}
+    make_tree(source, files)
+    backdate(source)
+    return sum(files.values())
+
+
+def finished(source: str, dest: str) -> dict[str, int]:
+    """Files at ``dest`` completely copied from ``source`` (same mtime, then same bytes):
+    name -> size. Both tools set the mtime only once a file's data is all written."""
+    done = {}
+    for folder, dirs, files in os.walk(dest):
+        dirs[:] = [d for d in dirs if d != ".rsync-partial"]
+        for name in files:
+            copy = os.path.join(folder, name)
+            original = os.path.join(source, os.path.relpath(copy, dest))
+            try:
+                if os.stat(original).st_mtime_ns != os.stat(copy).st_mtime_ns:
+                    continue
+                with open(original, "rb") as a, open(copy, "rb") as b:
+                    if a.read() != b.read():
+                        continue
+            except FileNotFoundError:
+                continue
+            done[os.path.relpath(copy, dest)] = os.path.getsize(copy)
+    return done
+
+
+def ctimes(root: str) -> dict[str, int]:
+    """Inode change times: any write, truncation or attribute change moves one. (Inode numbers
+    prove nothing for rclone, which rewrites a file in place under the same inode.)"""
+    return {name: os.stat(os.path.join(root, name)).st_ctime_ns for name in tree(root)}
+
+
+# -- watching a bkmd --------------------------------------------------------------------------
+
+
+class Events:
+    """A connection subscribed to job_update events, read by a thread; the subscription is in
+    place when the constructor returns (bkmd answered it), so start jobs after it."""
+
+    def __init__(self, socket_path: str, *jobs: str, timeout: float = 120) -> None:
+        self.client = RawClient(socket_path, timeout=timeout)
+        self.snapshot = self.client.call("events.subscribe", **({"jobs": list(jobs)} if jobs else {}))
+        self.events: list[dict] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = self.client.read()
+                if message.get("method") == "job_update":
+                    self.events.append(message["params"])
+        except (ConnectionError, OSError, ValueError):
+            pass
+
+    def wait(self, predicate: Callable[[dict], bool], timeout: float = 60, what: str = "an event") -> dict:
+        return wait_for(lambda: next((e for e in list(self.events) if predicate(e)), None), timeout, what=what)
+
+    def wait_status(self, *statuses: str, name: str | None = None, timeout: float = 60) -> dict:
+        return self.wait(
+            lambda e: e["status"] in statuses and (name is None or e["name"] == name),
+            timeout,
+            what=f"a {'/'.join(statuses)} event" + (f" of {name}" if name else ""),
+        )
+
+    def close(self) -> None:
+        # Wake the reader first: closing a file another thread is reading blocks until it returns.
+        try:
+            self.client.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(5)
+        self.client.close()
+
+    def __enter__(self) -> Events:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Lines:
+    """A child's output pipe read line by line by a thread, so a test waits with a deadline
+    instead of blocking on readline()."""
+
+    def __init__(self, pipe) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            self.lines.append(line)
+
+    def wait(self, predicate: Callable[[list[str]], bool], timeout: float = 20, what: str = "output") -> list[str]:
+        wait_for(lambda: predicate(list(self.lines)), timeout, what=what)
+        return list(self.lines)
+
+
+def subscribers(home: str) -> int:
+    with RawClient(os.path.join(home, "bkmd.sock")) as client:
+        return client.call("daemon.status")["subscribers"]
+
+
+def wait_for_subscribers(home: str, count: int, timeout: float = 20) -> None:
+    """Until that many connections listen (a watch, a --wait or a follow has subscribed)."""
+    wait_for(lambda: subscribers(home) >= count, timeout, interval=0.05, what=f"{count} subscriber(s)")

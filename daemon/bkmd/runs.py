@@ -56,6 +56,7 @@ class Run:
             self.engine.TOTAL_COVERS_TREE,
             base_bytes=int(progress.get("bytes_transferred") or 0),
             base_percent=float(progress.get("percent") or 0.0),
+            base_total=int(progress.get("total_bytes") or 0) or None,
         )
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
         self.started = time.monotonic()

@@ -10,6 +10,7 @@ the YAML parser, so the file stays plain YAML.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
@@ -70,11 +71,17 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, backup: str | None =
             except FileNotFoundError:
                 pass
         raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    # The new file is in place now; flushing the folder only makes the rename durable. Its
+    # failure must not be reported as a failed write: the caller would undo in memory what
+    # is already on disk.
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        logging.getLogger("bkmd.store").warning("wrote %s but could not flush its folder: %s", path, e)
 
 
 def _read(path: str) -> str | None:

@@ -4,49 +4,36 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
-from helpers import MIB, RawClient, bkm, create, inodes, make_tree, tree, wait_for
+from helpers import (
+    MIB,
+    Bkmd,
+    Events,
+    RawClient,
+    alive,
+    bkm,
+    create,
+    ctimes,
+    finished,
+    make_tree,
+    program,
+    slow_tree,
+    stays,
+    tree,
+    wait_for,
+    wait_for_subscribers,
+)
 
 KIB = 1024
 TOOLS = ["rsync", "rclone"]
 
 
-class Events:
-    """Collects a job's job_update notifications on its own connection, from before the start."""
-
-    def __init__(self, socket_path: str, job: str) -> None:
-        self.client = RawClient(socket_path, timeout=120)
-        self.snapshot = self.client.call("events.subscribe", jobs=[job])
-        self.events: list[dict] = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        try:
-            while True:
-                message = self.client.read()
-                if message.get("method") == "job_update":
-                    self.events.append(message["params"])
-        except (ConnectionError, OSError, ValueError):
-            pass
-
-    def wait_status(self, *statuses: str, timeout: float = 60) -> dict:
-        return wait_for(
-            lambda: next((e for e in self.events if e["status"] in statuses), None),
-            timeout,
-            what=f"a {'/'.join(statuses)} event",
-        )
-
-    def close(self) -> None:
-        # Wake the reader first: closing a file another thread is reading blocks until it returns.
-        import socket
-
-        self.client.sock.shutdown(socket.SHUT_RDWR)
-        self.thread.join(5)
-        self.client.close()
+def show(home: str, name: str) -> dict:
+    out = bkm(home, "job", "show", name, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -82,16 +69,6 @@ def test_throttled_run_completes_with_true_live_progress(bkmd, tool):
     assert job["runs"] == [run]
 
 
-def running_transfer(pid_of_bkmd: int) -> list[int]:
-    """Pids of bkmd's transfer children (each leads its own process group)."""
-    out = subprocess.run(["ps", "-o", "pid=,ppid=,comm=", "-e"], capture_output=True, text=True).stdout
-    return [
-        int(p)
-        for p, pp, comm in (line.split(None, 2) for line in out.splitlines())
-        if int(pp) == pid_of_bkmd and comm.strip() in ("rsync", "rclone")
-    ]
-
-
 def snapshot(root: str) -> dict[str, tuple[int, int]]:
     found = {}
     for folder, _, files in os.walk(root):
@@ -104,109 +81,153 @@ def snapshot(root: str) -> dict[str, tuple[int, int]]:
 @pytest.mark.parametrize("tool", TOOLS)
 def test_pause_stops_writing_and_start_resumes_without_resending(bkmd, tool):
     source, dest = os.path.join(bkmd.home, "src"), os.path.join(bkmd.home, "dst")
-    make_tree(source, {f"f{i:02d}.bin": 512 * KIB for i in range(12)})
+    total = slow_tree(source)
     create(bkmd.home, "p", tool, source + "/", dest, "--bwlimit", "1024")
-    assert bkm(bkmd.home, "job", "start", "p").returncode == 0
-    wait_for(
-        lambda: json.loads(bkm(bkmd.home, "job", "show", "p", "--json").stdout)["progress"]["percent"] >= 30,
-        30,
-        interval=0.2,
-        what="a third of the transfer",
-    )
-    out = bkm(bkmd.home, "job", "pause", "p", "--json")
-    assert out.returncode == 0, out.stderr
-    paused = json.loads(out.stdout)
+    with Events(bkmd.socket, "p") as events:
+        assert bkm(bkmd.home, "job", "start", "p").returncode == 0
+        # Pause once progress was reported and some files are finished, some not (a window of
+        # about 3 s).
+        events.wait(lambda e: e["status"] == "running" and e["percent"] > 0, 30, what="progress")
+        wait_for(lambda: 0 < len(finished(source, dest)) < 8, 30, interval=0.05, what="some files finished, not all")
+        ours = bkmd.transfers()
+        with RawClient(bkmd.socket) as client:  # no client start-up inside the window
+            paused = client.call("job.pause", job="p")
     assert paused["status"] == "paused" and 0 < paused["progress"]["percent"] < 100
-    assert running_transfer(bkmd.proc.pid) == []
-    source_files = tree(source)
-    complete = {name for name, data in tree(dest).items() if source_files.get(name) == data}
-    assert complete and len(complete) < len(source_files)
-    before = inodes(dest)
+    assert not alive(ours) and not bkmd.transfers()  # the transfer and its helpers are gone
+    done = finished(source, dest)
+    assert done and len(done) < 8
+    changed = ctimes(dest)
     frozen = snapshot(dest)
-    time.sleep(1.5)  # a real interval during which nothing may write
-    assert snapshot(dest) == frozen
+    stays(lambda: snapshot(dest) == frozen, 1.5, what="nothing written while paused")
     out = bkm(bkmd.home, "job", "start", "p", "--wait")
     assert out.returncode == 0, out.stderr
-    assert tree(dest) == source_files
-    after = inodes(dest)
-    assert all(after[name] == before[name] for name in complete)
-    job = json.loads(bkm(bkmd.home, "job", "show", "p", "--json").stdout)
+    assert tree(dest) == tree(source)
+    # What was finished before the pause was not sent again: not rewritten (ctime, since
+    # rclone rewrites a file in place under the same inode), and not in the bytes moved.
+    after = ctimes(dest)
+    assert {n: after[n] for n in done} == {n: changed[n] for n in done}
+    job = show(bkmd.home, "p")
     assert job["last_run"]["resumed"] is True and [r["exit_code"] for r in job["runs"]][-1] == 0
-    # The resumed run moved less than everything: finished files were skipped.
-    assert job["last_run"]["bytes"] < 12 * 512 * KIB
+    pause = job["runs"][-2]
+    assert pause["outcome"] == "paused" and pause["exit_code"] is None  # a pause, not an exit code
+    assert 0 < job["last_run"]["bytes"] <= total - sum(done.values()), (job["last_run"]["bytes"], total, done)
 
 
-def test_a_removed_source_fails_with_the_exit_code_and_a_readable_error(bkmd, data_dir):
-    create(bkmd.home, "gone", "rsync", data_dir + "/", os.path.join(bkmd.home, "dst"))
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_removed_source_fails_as_source_vanished(bkmd, data_dir, tool):
+    """Whatever the tool's exit code says (rsync 23 or 24, rclone 3), a run whose source
+    folder is gone is failed as "source vanished", with the tool's exit code kept."""
+    create(bkmd.home, "gone", tool, data_dir + "/", os.path.join(bkmd.home, "dst"))
     os.rename(data_dir, data_dir + ".moved")
     out = bkm(bkmd.home, "job", "start", "gone", "--wait")
     assert out.returncode == 1
-    assert "bkm: error: job gone failed: rsync exit 23" in out.stderr and "No such file or directory" in out.stderr
-    job = json.loads(bkm(bkmd.home, "job", "show", "gone", "--json").stdout)
-    assert job["status"] == "failed" and job["last_run"]["exit_code"] == 23
-    assert "change_dir" in job["last_run"]["error"] or "link_stat" in job["last_run"]["error"]
+    assert "bkm: error: job gone failed: source vanished" in out.stderr and "bkm logs gone" in out.stderr
+    job = show(bkmd.home, "gone")
+    assert job["status"] == "failed" and job["last_run"]["outcome"] == "failed"
+    assert job["last_run"]["exit_code"] not in (0, None)
+    assert "source vanished" in job["last_run"]["error"]
 
 
-def test_rclone_failure_is_failed_with_rclones_meaning(bkmd, data_dir):
-    create(bkmd.home, "rgone", "rclone", data_dir, os.path.join(bkmd.home, "dst"))
-    os.rename(data_dir, data_dir + ".moved")
-    out = bkm(bkmd.home, "job", "start", "rgone", "--wait")
+def failed_rclone_run(home: str) -> subprocess.CompletedProcess:
+    """A job whose rclone fails at once, before any transfer: its remote is in no config."""
+    create(home, "nowhere", "rclone", os.path.join(home, "src") + "/", "nosuchremote:backup")
+    out = bkm(home, "job", "start", "nowhere", "--wait")
     assert out.returncode == 1
-    job = json.loads(bkm(bkmd.home, "job", "show", "rgone", "--json").stdout)
-    assert job["status"] == "failed" and job["last_run"]["exit_code"] == 3
-    assert "directory not found" in job["last_run"]["error"]
+    return out
 
 
-def test_wait_exits_5_when_the_job_is_paused_from_elsewhere(bkmd):
+@pytest.fixture
+def rclone_home(home):
+    """A bkmd whose rclone reads an empty config file (never the user's own)."""
+    config = os.path.join(home, "rclone.conf")
+    open(config, "w").close()
+    make_tree(os.path.join(home, "src"), {"a.txt": 100})
+    daemon = Bkmd(home, env={"RCLONE_CONFIG": config}).start()
+    yield home
+    daemon.stop()
+
+
+def test_rclone_failure_names_rclones_own_error_line(rclone_home):
+    """The contract: --wait and job show name the tool's most specific error line (here
+    rclone's `didn't find section in config file`), not only the meaning of its exit code."""
+    out = failed_rclone_run(rclone_home)
+    assert "bkm: error: job nowhere failed: " in out.stderr and "bkm logs nowhere" in out.stderr
+    assert "didn't find section in config file" in out.stderr, out.stderr
+    job = show(rclone_home, "nowhere")
+    assert job["status"] == "failed" and job["last_run"]["outcome"] == "failed"
+    assert job["last_run"]["exit_code"] == 1
+    assert "didn't find section in config file" in job["last_run"]["error"]
+    assert "didn't find section in config file" in bkm(rclone_home, "job", "show", "nowhere").stdout
+    assert "didn't find section in config file" in bkm(rclone_home, "logs", "nowhere").stdout
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_wait_exits_5_when_the_job_is_paused_from_elsewhere(bkmd, tool):
     source = os.path.join(bkmd.home, "src")
-    make_tree(source, {"big.bin": 4 * MIB})
-    create(bkmd.home, "w", "rsync", source + "/", os.path.join(bkmd.home, "dst"), "--bwlimit", "512")
+    make_tree(source, {"big.bin": 2 * MIB})
+    # 32 s at the limit: it is paused long before, however slow the machine.
+    create(bkmd.home, "w", tool, source + "/", os.path.join(bkmd.home, "dst"), "--bwlimit", "64")
     waiter = subprocess.Popen(
-        ["env", f"BKM_HOME={bkmd.home}", *__import__("helpers").program("bkm"), "job", "start", "w", "--wait"],
+        ["env", f"BKM_HOME={bkmd.home}", *program("bkm"), "job", "start", "w", "--wait"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for(lambda: json.loads(bkm(bkmd.home, "job", "show", "w", "--json").stdout)["status"] == "running", 20)
-    assert bkm(bkmd.home, "job", "pause", "w").returncode == 0
-    stdout, stderr = waiter.communicate(timeout=30)
+    try:
+        wait_for(lambda: show(bkmd.home, "w")["status"] == "running", 20, interval=0.1, what="the run")
+        wait_for_subscribers(bkmd.home, 1)  # the waiter listens: the pause is what it must see
+        assert bkm(bkmd.home, "job", "pause", "w").returncode == 0
+        stdout, stderr = waiter.communicate(timeout=30)
+    finally:
+        waiter.kill()
+        waiter.wait()
     assert waiter.returncode == 5, stderr
     assert "was paused" in stderr
+    assert show(bkmd.home, "w")["status"] == "paused"
 
 
-def test_queue_with_one_slot(bkmd):
-    bkm(bkmd.home, "settings", "set", "max_concurrent_jobs", "1")
-    for name in ("one", "two"):
+@pytest.mark.parametrize("tool", TOOLS)
+def test_queue_with_one_slot(bkmd, tool):
+    assert bkm(bkmd.home, "settings", "set", "max_concurrent_jobs", "1").returncode == 0
+    for name, size, limit in (("one", 4 * MIB, "1024"), ("two", 1 * MIB, "0")):
         source = os.path.join(bkmd.home, name)
-        make_tree(source, {"data.bin": 2 * MIB})
-        create(bkmd.home, name, "rsync", source + "/", os.path.join(bkmd.home, name + "-dst"), "--bwlimit", "1024")
-    second = Events(bkmd.socket, "two")
-    assert bkm(bkmd.home, "job", "start", "one").returncode == 0
-    out = bkm(bkmd.home, "job", "start", "two", "--json")
-    assert json.loads(out.stdout)["status"] == "queued"
-    assert json.loads(bkm(bkmd.home, "job", "show", "one", "--json").stdout)["status"] == "running"
-    second.wait_status("completed", timeout=60)
-    second.close()
-    statuses = [e["status"] for e in second.events]
+        make_tree(source, {"data.bin": size})
+        create(bkmd.home, name, tool, source + "/", os.path.join(bkmd.home, name + "-dst"), "--bwlimit", limit)
+    with Events(bkmd.socket, "one", "two") as events:
+        # One connection, no client start-up between the calls: "one" (4 s at its limit) is
+        # surely still running while "two" is started and found queued.
+        with RawClient(bkmd.socket) as client:
+            assert client.call("job.start", job="one")["status"] == "running"
+            assert client.call("job.start", job="two")["status"] == "queued"
+            assert client.call("job.get", job="one")["status"] == "running"
+        events.wait_status("completed", name="two", timeout=60)
+    seen = [(e["name"], e["status"]) for e in events.events]
+    statuses = [status for name, status in seen if name == "two"]
     assert statuses.index("queued") < statuses.index("running") < statuses.index("completed")
-    first = json.loads(bkm(bkmd.home, "job", "show", "one", "--json").stdout)
-    then = json.loads(bkm(bkmd.home, "job", "show", "two", "--json").stdout)
-    assert first["status"] == "completed"
-    # The second run began only once the first had ended.
+    # "two" ran only once "one" had ended.
+    assert seen.index(("one", "completed")) < seen.index(("two", "running"))
+    first, then = show(bkmd.home, "one"), show(bkmd.home, "two")
+    assert first["status"] == "completed" and then["status"] == "completed"
     assert then["last_run"]["started_at"] >= first["last_run"]["finished_at"]
+    assert tree(os.path.join(bkmd.home, "two-dst")) == tree(os.path.join(bkmd.home, "two"))
 
 
-def test_pausing_a_queued_job(bkmd):
-    bkm(bkmd.home, "settings", "set", "max_concurrent_jobs", "1")
+@pytest.mark.parametrize("tool", TOOLS)
+def test_pausing_a_queued_job(bkmd, tool):
+    assert bkm(bkmd.home, "settings", "set", "max_concurrent_jobs", "1").returncode == 0
     source = os.path.join(bkmd.home, "src")
     make_tree(source, {"data.bin": 2 * MIB})
-    create(bkmd.home, "a", "rsync", source + "/", os.path.join(bkmd.home, "a"), "--bwlimit", "512")
-    create(bkmd.home, "b", "rsync", source + "/", os.path.join(bkmd.home, "b"))
-    bkm(bkmd.home, "job", "start", "a")
+    # "a" holds the only slot for 32 s at its limit: "b" stays queued for as long as this takes.
+    create(bkmd.home, "a", tool, source + "/", os.path.join(bkmd.home, "a"), "--bwlimit", "64")
+    create(bkmd.home, "b", tool, source + "/", os.path.join(bkmd.home, "b"))
+    assert bkm(bkmd.home, "job", "start", "a").returncode == 0
     assert json.loads(bkm(bkmd.home, "job", "start", "b", "--json").stdout)["status"] == "queued"
     assert json.loads(bkm(bkmd.home, "job", "pause", "b", "--json").stdout)["status"] == "paused"
     assert bkm(bkmd.home, "job", "pause", "b").returncode == 5
-    bkm(bkmd.home, "job", "pause", "a")
+    assert show(bkmd.home, "a")["status"] == "running"
+    assert bkm(bkmd.home, "job", "pause", "a").returncode == 0
+    assert show(bkmd.home, "b")["status"] == "paused"  # the freed slot does not start a paused job
+    assert not os.path.exists(os.path.join(bkmd.home, "b"))
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -216,14 +237,15 @@ def test_excludes_apply_and_a_rerun_copies_what_changed(bkmd, tool):
     create(bkmd.home, "e", tool, source + "/", dest, "--exclude", "*.tmp", "--exclude", "cache/**")
     assert bkm(bkmd.home, "job", "start", "e", "--wait").returncode == 0
     assert set(tree(dest)) == {"keep.txt", "sub/y.txt"}
-    untouched = os.stat(os.path.join(dest, "sub/y.txt")).st_ino
+    # ctime, not the inode: rclone rewrites a file in place under the same inode.
+    untouched = os.stat(os.path.join(dest, "sub/y.txt")).st_ctime_ns
     with open(os.path.join(source, "keep.txt"), "wb") as f:
         f.write(b"changed content")
     make_tree(source, {"new.txt": 500})
     assert bkm(bkmd.home, "job", "start", "e", "--wait").returncode == 0
     copied = tree(dest)
     assert copied["keep.txt"] == b"changed content" and "new.txt" in copied
-    assert os.stat(os.path.join(dest, "sub/y.txt")).st_ino == untouched
+    assert os.stat(os.path.join(dest, "sub/y.txt")).st_ctime_ns == untouched
     job = json.loads(bkm(bkmd.home, "job", "show", "e", "--json").stdout)
     assert len(job["runs"]) == 2 and job["status"] == "completed"
 
@@ -236,6 +258,29 @@ def test_job_log_has_the_argv_output_and_outcome(bkmd, data_dir):
     assert "run started: rsync -a" in text and f"-- {data_dir}/ {bkmd.home}/dst" in text
     assert "Total file size:" in text and "run completed: exit code 0" in text
     assert "%" not in text.split("run started")[1].split("\n", 1)[1]  # progress records are not logged
+
+
+def test_rclone_job_log_has_the_argv_output_and_outcome(bkmd, data_dir):
+    assert bkm(bkmd.home, "settings", "set", "rclone_args", "-v").returncode == 0  # one line per file copied
+    dest = os.path.join(bkmd.home, "dst")
+    create(bkmd.home, "rlog", "rclone", data_dir + "/", dest, "--bwlimit", "4096", "--exclude", "*.tmp")
+    assert bkm(bkmd.home, "job", "start", "rlog", "--wait").returncode == 0
+    out = bkm(bkmd.home, "logs", "rlog")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "run started: rclone copy" in lines[0] and "--bwlimit=4096" in lines[0] and "--exclude=*.tmp" in lines[0]
+    assert lines[0].endswith(f"-- {data_dir}/ {dest}")
+    assert any("a.txt" in line and "Copied" in line for line in lines)  # rclone's own output
+    assert any("sub/b.bin" in line and "Copied" in line for line in lines)
+    assert "run completed: exit code 0" in lines[-1]
+    # Stats records become progress, not log lines.
+    assert not any('"stats"' in line or "Transferred:" in line for line in lines)
+    # A failed run: the outcome and rclone's own error line, in the log.
+    os.rename(data_dir, data_dir + ".moved")
+    assert bkm(bkmd.home, "job", "start", "rlog", "--wait").returncode == 1
+    failed = bkm(bkmd.home, "logs", "rlog").stdout
+    assert failed.count("run started: rclone copy") == 2
+    assert "directory not found" in failed and "run failed" in failed
 
 
 def test_log_rotation(bkmd, data_dir):
@@ -256,22 +301,40 @@ def test_start_and_pause_conflicts(bkmd, data_dir):
     assert bkm(bkmd.home, "job", "start", "ghost").returncode == 4
 
 
-def test_sigterm_during_a_transfer_pauses_it(home):
-    from helpers import Bkmd
+@pytest.mark.parametrize("tool", TOOLS)
+def test_sigterm_during_a_transfer_pauses_it_and_the_next_bkmd_resumes_it(home, tool):
+    from bkmd import store
 
     daemon = Bkmd(home).start()
-    source = os.path.join(home, "src")
-    make_tree(source, {"big.bin": 4 * MIB})
-    create(home, "s", "rsync", source + "/", os.path.join(home, "dst"), "--bwlimit", "512")
-    bkm(home, "job", "start", "s")
-    wait_for(lambda: running_transfer(daemon.proc.pid), 10, what="the transfer")
-    children = running_transfer(daemon.proc.pid)
-    assert daemon.stop(signal.SIGTERM) == 0
-    assert all(not os.path.exists(f"/proc/{pid}") for pid in children)
+    source, dest = os.path.join(home, "src"), os.path.join(home, "dst")
+    make_tree(source, {"big.bin": 2 * MIB})
+    # 32 s at the limit: still running when the signal comes, however slow the machine.
+    create(home, "s", tool, source + "/", dest, "--bwlimit", "64")
+    with Events(daemon.socket, "s") as events:
+        assert bkm(home, "job", "start", "s").returncode == 0
+        events.wait(lambda e: e["status"] == "running" and e["bytes_transferred"] > 0, 30, what="bytes moving")
+        ours = daemon.transfers()
+        assert ours
+        assert daemon.stop(signal.SIGTERM) == 0
+    assert not alive(ours)
+    kept = os.path.join(dest, "big.bin") if tool == "rclone" else os.path.join(dest, ".rsync-partial", "big.bin")
+    assert 0 < os.path.getsize(kept) < 2 * MIB  # partial data kept
+    # What the stopping bkmd saved: paused, a pause (no exit code), with its progress.
+    [record] = store.load_jobs(os.path.join(home, "jobs.yaml"))
+    assert record["status"] == "paused" and 0 < record["progress"]["percent"] < 100
+    run = record["last_run"]
+    assert run["outcome"] == "paused" and run["exit_code"] is None and run["finished_at"]
+    # The next bkmd resumes a job that bkmd's stop paused (resume_after_stop, default true) ...
     daemon = Bkmd(home).start()
     try:
-        job = json.loads(bkm(home, "job", "show", "s", "--json").stdout)
-        assert job["status"] == "paused" and job["last_run"]["finished_at"]
+        wait_for(lambda: show(home, "s")["status"] == "running", 20, interval=0.1, what="the job resumed")
+        assert show(home, "s")["last_run"]["resumed"] is True
+        # ... but not one a person paused.
+        assert bkm(home, "job", "pause", "s").returncode == 0
+        assert daemon.stop() == 0
+        daemon = Bkmd(home).start()
+        stays(lambda: show(home, "s")["status"] == "paused", 2, interval=0.2, what="the job paused")
+        assert not daemon.transfers()
     finally:
         daemon.stop()
 

@@ -8,24 +8,52 @@ import subprocess
 import time
 
 import pytest
-from helpers import MIB, Bkmd, bkm, create, make_tree, program, wait_for
+from helpers import MIB, Bkmd, Lines, bkm, create, make_tree, program, wait_for, wait_for_subscribers
+
+TOOLS = ["rsync", "rclone"]
 
 
-def wait_for_subscribers(home: str, count: int) -> None:
-    """Until that many connections listen for events (a watch or a follow has subscribed)."""
-    wait_for(
-        lambda: json.loads(bkm(home, "status", "--json").stdout)["subscribers"] >= count,
-        20,
-        interval=0.05,
-        what=f"{count} subscriber(s)",
+def start_throttled(home: str, name: str, size: int = 3 * MIB, limit: int = 1024, tool: str = "rsync") -> None:
+    source = os.path.join(home, name + "-src")
+    make_tree(source, {"data.bin": size})
+    create(home, name, tool, source + "/", os.path.join(home, name + "-dst"), "--bwlimit", str(limit))
+    assert bkm(home, "job", "start", name).returncode == 0
+
+
+def queued_behind_a_gate(home: str, name: str, size: int = 2 * MIB, limit: int = 1024, tool: str = "rsync") -> None:
+    """``name`` started but queued behind "gate", a job that holds the only slot (for a minute
+    at its limit) until release_gate(): a watcher can start and subscribe, however slowly,
+    before ``name`` moves a byte, and then see its whole run."""
+    assert bkm(home, "settings", "set", "max_concurrent_jobs", "1").returncode == 0
+    start_throttled(home, "gate", size=MIB, limit=16)
+    source = os.path.join(home, name + "-src")
+    make_tree(source, {"data.bin": size})
+    create(home, name, tool, source + "/", os.path.join(home, name + "-dst"), "--bwlimit", str(limit))
+    out = bkm(home, "job", "start", name, "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["status"] == "queued", out.stderr
+
+
+def release_gate(home: str) -> None:
+    assert bkm(home, "job", "pause", "gate").returncode == 0
+
+
+def in_background(home: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["env", f"BKM_HOME={home}", *program("bkm"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
-def start_throttled(home: str, name: str, size: int = 3 * MIB, limit: int = 1024) -> None:
-    source = os.path.join(home, name + "-src")
-    make_tree(source, {"data.bin": size})
-    create(home, name, "rsync", source + "/", os.path.join(home, name + "-dst"), "--bwlimit", str(limit))
-    assert bkm(home, "job", "start", name).returncode == 0
+def finish(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Its output once it ends by itself within ``timeout``; killed (and the test failed) if not."""
+    try:
+        return process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 class Tmux:
@@ -83,9 +111,12 @@ class Tmux:
 
 
 def test_watch_in_a_real_terminal(bkmd):
-    start_throttled(bkmd.home, "tv", size=4 * MIB)
+    queued_behind_a_gate(bkmd.home, "tv", size=4 * MIB)
     pane = Tmux(bkmd.home, ["watch", "tv"], width=120)
     try:
+        wait_for(lambda: "queued" in pane.row("tv"), 20, interval=0.1, what="the queued job on the screen")
+        wait_for_subscribers(bkmd.home, 1)
+        release_gate(bkmd.home)
         wait_for(lambda: pane.row("tv").count("#") > 0, 20, interval=0.1, what="a progress bar on the screen")
         assert pane.exit_status(30) == "0"
         # What reached the terminal: each drawing goes back up over the last one and clears
@@ -101,13 +132,17 @@ def test_watch_in_a_real_terminal(bkmd):
         pane.close()
 
 
-def test_watch_json_streams_events_to_the_final_status(bkmd):
-    start_throttled(bkmd.home, "wj", size=2 * MIB)
-    out = bkm(bkmd.home, "watch", "wj", "--json")
-    assert out.returncode == 0, out.stderr
-    events = [json.loads(line) for line in out.stdout.splitlines()]
+@pytest.mark.parametrize("tool", TOOLS)
+def test_watch_json_streams_events_to_the_final_status(bkmd, tool):
+    queued_behind_a_gate(bkmd.home, "wj", size=2 * MIB, tool=tool)
+    watcher = in_background(bkmd.home, "watch", "wj", "--json")
+    wait_for_subscribers(bkmd.home, 1)
+    release_gate(bkmd.home)
+    stdout, stderr = finish(watcher, 60)
+    assert watcher.returncode == 0, stderr
+    events = [json.loads(line) for line in stdout.splitlines()]
     assert all(e["event"] == "job_update" and e["name"] == "wj" for e in events)
-    assert set(events[0]) == {
+    assert set(events[0]) >= {  # JSON may grow, never lose a field
         "event",
         "job_id",
         "name",
@@ -119,49 +154,51 @@ def test_watch_json_streams_events_to_the_final_status(bkmd):
         "eta_seconds",
         "time",
     }
+    statuses = [e["status"] for e in events]
+    assert statuses[0] == "queued" and "running" in statuses
+    assert any(e["status"] == "running" and 0 < e["percent"] < 100 for e in events)  # live progress
     assert events[-1]["status"] == "completed" and events[-1]["percent"] == 100.0
-    assert len(events) >= 2
 
 
-def test_watch_exit_codes(bkmd, data_dir):
-    create(bkmd.home, "done", "rsync", data_dir + "/", os.path.join(bkmd.home, "d1"))
+@pytest.mark.parametrize("tool", TOOLS)
+def test_watch_exit_codes(bkmd, data_dir, tool):
+    create(bkmd.home, "done", tool, data_dir + "/", os.path.join(bkmd.home, "d1"))
     assert bkm(bkmd.home, "job", "start", "done", "--wait").returncode == 0
     assert bkm(bkmd.home, "watch", "done").returncode == 0  # nothing running: ends at once
-    create(bkmd.home, "broken", "rsync", data_dir + "/", os.path.join(bkmd.home, "d2"))
+    create(bkmd.home, "broken", tool, data_dir + "/", os.path.join(bkmd.home, "d2"))
     os.rename(data_dir, data_dir + ".gone")
-    bkm(bkmd.home, "job", "start", "broken", "--wait")
+    assert bkm(bkmd.home, "job", "start", "broken", "--wait").returncode == 1
     assert bkm(bkmd.home, "watch", "broken").returncode == 1
     assert bkm(bkmd.home, "watch", "ghost").returncode == 4
-    start_throttled(bkmd.home, "p", size=4 * MIB, limit=512)
-    waiter = subprocess.Popen(
-        ["env", f"BKM_HOME={bkmd.home}", *program("bkm"), "watch", "p"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    start_throttled(bkmd.home, "p", size=2 * MIB, limit=64, tool=tool)  # 32 s: paused long before
+    waiter = in_background(bkmd.home, "watch", "p")
     wait_for_subscribers(bkmd.home, 1)  # the pause below is what it must see
     assert bkm(bkmd.home, "job", "pause", "p").returncode == 0
-    assert waiter.wait(20) == 5
+    finish(waiter, 20)
+    assert waiter.returncode == 5
 
 
-def test_watch_on_a_non_terminal_prints_one_line_per_event(bkmd):
-    start_throttled(bkmd.home, "plain", size=2 * MIB)
-    out = bkm(bkmd.home, "watch", "plain")
-    lines = out.stdout.splitlines()
-    assert out.returncode == 0 and len(lines) >= 2
-    assert "\x1b" not in out.stdout
+@pytest.mark.parametrize("tool", TOOLS)
+def test_watch_on_a_non_terminal_prints_one_line_per_event(bkmd, tool):
+    queued_behind_a_gate(bkmd.home, "plain", size=2 * MIB, tool=tool)
+    watcher = in_background(bkmd.home, "watch", "plain")
+    wait_for_subscribers(bkmd.home, 1)
+    release_gate(bkmd.home)
+    stdout, stderr = finish(watcher, 60)
+    lines = stdout.splitlines()
+    assert watcher.returncode == 0 and len(lines) >= 3, (stdout, stderr)
+    assert "\x1b" not in stdout
+    assert "plain  queued" in lines[0] and any("plain  running" in line for line in lines)
     assert "plain  completed" in lines[-1]
 
 
 def test_watch_says_so_when_bkmd_goes_away(home):
     daemon = Bkmd(home).start()
-    start_throttled(home, "away", size=4 * MIB, limit=256)
-    watcher = subprocess.Popen(
-        ["env", f"BKM_HOME={home}", *program("bkm"), "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    start_throttled(home, "away", size=2 * MIB, limit=64)
+    watcher = in_background(home, "watch")
     wait_for_subscribers(home, 1)
     daemon.kill()
-    _, stderr = watcher.communicate(timeout=20)
+    _, stderr = finish(watcher, 20)
     assert watcher.returncode == 3 and "lost the connection to bkmd" in stderr
 
 
@@ -213,22 +250,15 @@ def test_logs_follow_shows_a_later_run_across_a_rotation(bkmd, data_dir):
     bkm(bkmd.home, "settings", "set", "log_max_bytes", "4096")
     bkm(bkmd.home, "settings", "set", "log_backups", "1")
     create(bkmd.home, "f", "rsync", data_dir + "/", os.path.join(bkmd.home, "f"))
-    follower = subprocess.Popen(
-        ["env", f"BKM_HOME={bkmd.home}", *program("bkm"), "logs", "f", "-f"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    follower = in_background(bkmd.home, "logs", "f", "-f")
     try:
         wait_for_subscribers(bkmd.home, 1)
+        output = Lines(follower.stdout)
         for _ in range(5):  # about 6 KB of log: the file rotates while we follow
             assert bkm(bkmd.home, "job", "start", "f", "--wait").returncode == 0
         job = json.loads(bkm(bkmd.home, "job", "show", "f", "--json").stdout)
         assert os.path.exists(os.path.join(bkmd.home, "logs", job["id"] + ".log.1"))
-        lines: list[str] = []
-        deadline = time.monotonic() + 20
-        while sum("run completed" in x for x in lines) < 5 and time.monotonic() < deadline:
-            lines.append(follower.stdout.readline())
+        lines = output.wait(lambda got: sum("run completed" in x for x in got) >= 5, 20, what="5 runs followed")
         assert sum("run started" in x for x in lines) == 5
         assert sum("run completed" in x for x in lines) == 5
     finally:
@@ -266,8 +296,10 @@ def test_escape_sequences_never_reach_the_terminal_raw(bkmd):
 
 def test_status_dashboard_counts_active_and_recent_activity_survive_a_restart(home, data_dir):
     daemon = Bkmd(home).start()
+    # Here the stop's pause is what the dashboard must remember, so no resume at the next start.
+    assert bkm(home, "settings", "set", "resume_after_stop", "false").returncode == 0
     run_two_jobs(home, data_dir)
-    start_throttled(home, "busy", size=4 * MIB, limit=256)
+    start_throttled(home, "busy", size=2 * MIB, limit=64)  # 32 s: still running at the stop
     info = json.loads(bkm(home, "status", "--json").stdout)
     assert info["counts"]["completed"] == 2 and info["counts"]["running"] == 1
     assert [e["name"] for e in info["active"]] == ["busy"]
@@ -287,7 +319,7 @@ def test_status_dashboard_counts_active_and_recent_activity_survive_a_restart(ho
 
 def test_status_warns_about_interrupted_jobs_and_recover_fixes_them(home):
     daemon = Bkmd(home).start()
-    start_throttled(home, "crash", size=4 * MIB, limit=256)
+    start_throttled(home, "crash", size=2 * MIB, limit=64)
     daemon.kill()  # kill -9: no chance to pause
     daemon = Bkmd(home).start()
     try:
@@ -302,7 +334,7 @@ def test_status_warns_about_interrupted_jobs_and_recover_fixes_them(home):
 
 
 def test_watch_follows_resizes_and_ctrl_c_restores_the_cursor(bkmd):
-    start_throttled(bkmd.home, "resize", size=8 * MIB, limit=512)
+    start_throttled(bkmd.home, "resize", size=2 * MIB, limit=64)  # 32 s: running throughout
     pane = Tmux(bkmd.home, ["watch"], width=150)
     try:
         # A wide terminal gets a wide row (tmux may size the pane just after the first drawing).
@@ -328,4 +360,4 @@ def test_watch_follows_resizes_and_ctrl_c_restores_the_cursor(bkmd):
         assert b"Traceback" not in written and b"error" not in written
     finally:
         pane.close()
-        bkm(bkmd.home, "job", "pause", "resize")
+        assert bkm(bkmd.home, "job", "pause", "resize").returncode == 0

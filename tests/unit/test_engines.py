@@ -1,9 +1,11 @@
 """Engines: argv builders and parsers, on output captured from real rsync and rclone runs."""
 
+import ast
 import os
 from types import SimpleNamespace
 
 import pytest
+from bkmd import outcome as judging
 from bkmd.engines import rclone, rsync
 from bkmd.progress import Tracker
 
@@ -15,6 +17,34 @@ DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 def read(name: str) -> bytes:
     with open(os.path.join(DATA, name), "rb") as f:
         return f.read()
+
+
+def replay(name: str) -> tuple[int, list[tuple[float, str, bytes]]]:
+    """A capture of every read from a tool's pipes (tests/data/CAPTURES.md): its exit code and
+    (seconds since start, "out" or "err", the bytes read)."""
+    code, chunks = None, []
+    with open(os.path.join(DATA, name + ".timing")) as f:
+        for line in f:
+            if line.startswith("# rc="):
+                code = int(line.split()[1].split("=")[1])
+            elif not line.startswith("#"):
+                seconds, stream, _, data = line.split(None, 3)
+                chunks.append((float(seconds), stream, ast.literal_eval(data)))
+    return code, chunks
+
+
+def parse_all(module, name: str):
+    """Feed a capture to a parser read by read, as bkmd does; its exit code, the parser, the
+    samples and the message lines."""
+    code, chunks = replay(name)
+    parser = module.Parser()
+    samples, lines = [], []
+    for _, stream, data in chunks:
+        more, text = parser.feed(stream, data)
+        samples += more
+        lines += text
+    more, text = parser.finish()
+    return code, parser, samples + more, lines + text
 
 
 def job(**changes):
@@ -174,6 +204,80 @@ def test_rsync_exit_code_meanings_match_the_captures():
         assert f"rc={code}" in text and code in rsync.MEANINGS
 
 
+# What ssh, the far side or rsync said about the cause, not rsync's closing summary
+# ("rsync error: ... (code N) at io.c(...)") nor "connection unexpectedly closed".
+RSYNC_CAUSES = [
+    ("rsync_ssh_unknown_host", 255, "ssh: Could not resolve hostname nosuchhost.invalid: Name or service not known"),
+    ("rsync_ssh_refused", 255, "ssh: connect to host 127.0.0.1 port 1: Connection refused"),
+    ("rsync_ssh_hostkey", 255, "Host key verification failed."),
+    ("rsync_ssh_auth", 255, "bkm@127.0.0.1: Permission denied (password,publickey)."),
+    ("rsync_ssh_no_remote_rsync", 12, '"rsync --server -slogDtpre.LsfxCIvu" not implemented'),
+    (
+        "rsync_remote_shell_missing",
+        14,
+        "rsync: [sender] Failed to exec /nonexistent/ssh: No such file or directory (2)",
+    ),
+    (
+        "rsync_missing_source",
+        23,
+        'rsync: [sender] change_dir "/tmp/bkm-capture/nosuchsrc" failed: No such file or directory (2)',
+    ),
+]
+
+
+@pytest.mark.parametrize("name, code, cause", RSYNC_CAUSES)
+def test_rsync_error_names_the_most_specific_line(name, code, cause):
+    rc, parser, _, lines = parse_all(rsync, name)
+    assert rc == code and cause in lines  # the capture says what it should
+    expected = f"rsync exit {code}: {rsync.MEANINGS[code]}: {cause}"
+    assert rsync.outcome(rc, lines, parser, job()).error == expected
+    # Judged from the message lines alone (which stream each came from unknown), the same.
+    assert rsync.outcome(rc, lines, rsync.Parser(), job()).error == expected
+    # And what `--wait`, `job show` and `status` get.
+    verdict = judging.judge(rsync, rc, lines, parser, job())
+    assert verdict.status == "failed" and verdict.error == expected
+
+
+def test_rsync_error_keeps_the_cause_past_the_last_200_lines():
+    """bkmd keeps only the last 200 message lines; the parser remembers the cause itself."""
+    rc, parser, _, lines = parse_all(rsync, "rsync_ssh_refused")
+    later = [f"rsync: connection unexpectedly closed ({i} bytes received so far) [sender]" for i in range(300)]
+    error = rsync.outcome(rc, (lines + later)[-200:], parser, job()).error
+    assert error.endswith("ssh: connect to host 127.0.0.1 port 1: Connection refused")
+
+
+def test_error_lines_are_cut_to_a_sensible_length():
+    name = "/src/" + "x" * 1000
+    line = f'rsync: [sender] send_files failed to open "{name}": Permission denied (13)'
+    error = rsync.outcome(23, [line], rsync.Parser(), job()).error
+    assert error.startswith("rsync exit 23: partial transfer due to error: rsync: [sender] send_files")
+    assert error.endswith("…") and len(error) <= len("rsync exit 23: partial transfer due to error: ") + 300
+    parser = rclone.Parser()
+    parser.feed("err", ('{"level":"error","msg":"Failed to copy: ' + "y" * 1000 + '"}\n').encode())
+    assert len(rclone.outcome(1, [], parser, job()).error) <= len(f"rclone exit 1: {rclone.MEANINGS[1]}: ") + 300
+
+
+def test_rsync_records_bound_the_total_and_it_is_shown_once_pinned_down():
+    """rsync truncates its percent, so each record bounds the total; the total is given once
+    the bounds are within 2 %, and then stays within 1 % of its first value."""
+    for name, exact in (("rsync_p2_noir_bw", 110_299_104), ("rsync_p2_bw2000", 26_338_024)):
+        _, _, samples, _ = parse_all(rsync, name)
+        assert samples[1].total is None  # 19 % (noir_bw), 7 % (bw2000): far too loose
+        assert all(s.total_low <= exact <= (s.total_high or exact) for s in samples)
+        totals = [s.total for s in samples if s.total]
+        assert totals and max(totals) <= min(totals) * 1.01 and totals[-1] == exact
+
+
+def test_rsync_settled_bytes_are_those_of_finished_files():
+    """Stopped 4.5 s into a 2000 KiB/s run: big1.bin (6 MiB) finished, big2.bin partly sent."""
+    rc, _, samples, _ = parse_all(rsync, "rsync_resume_tree_run1")
+    assert rc == 20
+    assert [(s.bytes, s.settled) for s in samples if s.checked is not None] == [(6_291_456, 6_291_456)]
+    end = samples[-1]
+    assert end.ended and end.bytes == 8_290_304 and end.settled == 6_291_456
+    assert [s for s in samples if s.ended] == [end]
+
+
 # -- rclone --------------------------------------------------------------------------------------
 
 
@@ -210,6 +314,65 @@ def test_rclone_per_file_lines_and_partial_lines():
 def test_rclone_non_json_lines_are_kept():
     _, lines = rclone.Parser().feed("err", b"2026/11/28 17:59:17 Fatal error: unknown flag: --x\n")
     assert lines == ["2026/11/28 17:59:17 Fatal error: unknown flag: --x"]
+
+
+RCLONE_CAUSES = [
+    # Printed as plain text, not JSON: rclone gives up before it starts logging in JSON.
+    (
+        "rclone_missing_remote",
+        1,
+        'Failed to create file system for "nosuch:bucket": didn\'t find section in config file',
+    ),
+    (
+        "rclone_connection_refused",
+        1,
+        'Failed to create file system for "wd:x": read metadata failed: Propfind "http://127.0.0.1:9/x": '
+        "dial tcp 127.0.0.1:9: connect: connection refused",
+    ),
+    # Logged as errors, and then summed up ("Attempt 1/1 failed with 1 errors and: ...").
+    (
+        "rclone_missing_source",
+        3,
+        "Local file system at /tmp/bkm-capture/nosuchsrc: error reading source root directory: directory not found",
+    ),
+    ("rclone_dest_not_writable", 1, "s10.txt: Failed to copy: mkdir /tmp/bkm-capture/ro/sub: permission denied"),
+]
+
+
+@pytest.mark.parametrize("name, code, cause", RCLONE_CAUSES)
+def test_rclone_error_names_the_most_specific_line(name, code, cause):
+    rc, parser, _, lines = parse_all(rclone, name)
+    assert rc == code
+    # Every run without an rclone.conf logs this NOTICE: it is in the log, never the error.
+    assert any("Config file" in line and "not found - using defaults" in line for line in lines)
+    expected = f"rclone exit {code}: {rclone.MEANINGS[code]}: {cause}"
+    assert rclone.outcome(rc, lines, parser, job()).error == expected
+    assert rclone.outcome(rc, lines, rclone.Parser(), job()).error == expected  # from the lines alone
+    assert judging.judge(rclone, rc, lines, parser, job()).error == expected
+
+
+def test_rclone_config_notice_alone_is_not_an_error():
+    _, parser, _, lines = parse_all(rclone, "rclone_missing_remote")
+    notice = [line for line in lines if "Config file" in line]
+    assert rclone.outcome(1, notice, rclone.Parser(), job()).error == f"rclone exit 1: {rclone.MEANINGS[1]}"
+
+
+def test_rclone_settled_bytes_leave_out_the_files_being_sent():
+    """Stopped 4.5 s in: the 20 small files and m/f1.bin, m/f2.bin finished; big1, big2, f3, f4
+    were being sent (and are sent again from their first byte by the next run)."""
+    rc, _, samples, _ = parse_all(rclone, "rclone_resume_tree_run1")
+    assert rc == -15
+    end = samples[-1]
+    assert end.ended and end.bytes == 8_293_920 and end.settled == 20 * 1000 + 2 * 1_048_576
+    assert all(s.total == 20_991_520 for s in samples)
+
+
+def test_rclone_total_is_unknown_while_the_check_first_queue_fills():
+    parser = rclone.Parser()
+    checking = b'{"level":"warning","msg":"","stats":{"bytes":0,"totalBytes":5000,"transfers":0,"checks":3}}\n'
+    sending = b'{"level":"warning","msg":"","stats":{"bytes":10,"totalBytes":9000,"transfers":0}}\n'
+    samples, _ = parser.feed("err", checking + sending)
+    assert [s.total for s in samples] == [None, 9000]
 
 
 @pytest.mark.parametrize(
@@ -276,4 +439,6 @@ def test_rsync_a_complete_trailing_record_is_used_at_once_and_only_once():
     samples2, _ = parser.feed("out", b" (xfr#1, to-chk=201/202)\r")
     assert [s.bytes for s in samples + samples2] == [20_971_520, 20_971_520]
     assert samples2[0].checked == 1 / 202
-    assert parser.finish() == ([], [])
+    # Nothing is read a third time: finish() only repeats the last reading, marked as the end.
+    samples, lines = parser.finish()
+    assert lines == [] and [(s.bytes, s.ended) for s in samples] == [(20_971_520, True)]

@@ -1,5 +1,8 @@
+import errno
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -105,7 +108,7 @@ def test_atomic_write_leaves_no_temp_file_and_private_mode(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o600
 
 
-def test_failed_write_keeps_the_old_file(tmp_path):
+def test_a_record_that_cannot_be_written_is_refused_before_the_file_is_touched(tmp_path):
     path = str(tmp_path / "jobs.yaml")
     store.save_jobs(path, [job(1)])
     before = open(path, "rb").read()
@@ -119,6 +122,83 @@ def test_failed_write_keeps_the_old_file(tmp_path):
     assert os.listdir(tmp_path) == ["jobs.yaml"]
 
 
+def two_generations(tmp_path) -> tuple[str, bytes, bytes]:
+    """A store saved twice: jobs.yaml (second generation) and jobs.yaml.bak (the first)."""
+    path = str(tmp_path / "jobs.yaml")
+    store.save_jobs(path, [job(1)])
+    first = open(path, "rb").read()
+    store.save_jobs(path, [job(1), job(2)])
+    return path, open(path, "rb").read(), first
+
+
+def failing(real, when, errno_=errno.ENOSPC):
+    """``real`` (an os function), except that it raises OSError(errno_) when ``when(*args)``."""
+
+    def fake(*args, **kwargs):
+        if when(*args):
+            raise OSError(errno_, os.strerror(errno_))
+        return real(*args, **kwargs)
+
+    return fake
+
+
+# Each place inside atomic_write where a full disk (or a failing one) can stop the write.
+FAILURES = {
+    "fsync of the new file": ("fsync", lambda fd: True),
+    "link of the backup": ("link", lambda src, dst: True),
+    "rename of the backup": ("replace", lambda src, dst: dst.endswith(".bak")),
+    "rename over the store": ("replace", lambda src, dst: dst.endswith("jobs.yaml")),
+}
+
+
+@pytest.mark.parametrize("function, when", list(FAILURES.values()), ids=list(FAILURES))
+def test_a_write_that_fails_inside_atomic_write_keeps_the_old_file(tmp_path, monkeypatch, function, when):
+    path, before, first = two_generations(tmp_path)
+    monkeypatch.setattr(os, function, failing(getattr(os, function), when))
+    with pytest.raises(OSError) as e:
+        store.save_jobs(path, [job(1), job(2), job(3)])
+    assert e.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert open(path, "rb").read() == before  # byte for byte
+    assert [j["name"] for j in store.load_jobs(path)] == ["job-1", "job-2"]
+    # No temp file (nor a link made for the backup) is left behind; the backup is a good
+    # generation (the first, or the second if the failure came after it was moved aside).
+    assert sorted(os.listdir(tmp_path)) == ["jobs.yaml", "jobs.yaml.bak"]
+    assert open(path + ".bak", "rb").read() in (first, before)
+
+
+def test_a_write_over_the_file_size_limit_keeps_the_old_file(tmp_path):
+    """A real failing write (EFBIG from RLIMIT_FSIZE, as on a full disk: the write itself
+    fails part-way), in a child process so that the limit binds nothing else."""
+    path, before, _ = two_generations(tmp_path)
+    limit = len(before) + 100
+    bigger = [job(i, excludes=["x" * 100] * 10) for i in range(1, 20)]
+    program = (
+        "import json, resource, sys\n"
+        "from bkmd import store\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))\n"
+        "try:\n"
+        "    store.save_jobs(sys.argv[1], json.load(sys.stdin))\n"
+        "except OSError as e:\n"
+        "    print(e.errno)\n"
+        "else:\n"
+        "    print('saved')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program, path, str(limit)],
+        input=json.dumps(bigger),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(errno.EFBIG)
+    assert len(store.dump_jobs(bigger)) > limit  # it did try to write past the limit
+    assert open(path, "rb").read() == before
+    assert [j["name"] for j in store.load_jobs(path)] == ["job-1", "job-2"]
+    assert sorted(os.listdir(tmp_path)) == ["jobs.yaml", "jobs.yaml.bak"]
+
+
 def test_settings_round_trip_and_validation(tmp_path):
     path = str(tmp_path / "settings.yaml")
     store.save_settings(path, {"max_concurrent_jobs": 4, "rsync_args": ["--checksum"]})
@@ -126,9 +206,12 @@ def test_settings_round_trip_and_validation(tmp_path):
     (tmp_path / "bad.yaml").write_text("version: 1\nmax_concurrent_jobs: 0\n")
     with pytest.raises(store.StoreError, match="max_concurrent_jobs"):
         store.load_settings(str(tmp_path / "bad.yaml"))
-    (tmp_path / "unknown.yaml").write_text("nope: 1\n")
-    with pytest.raises(store.StoreError, match="valid keys"):
-        store.load_settings(str(tmp_path / "unknown.yaml"))
+    # A key this bkm does not know (a newer bkm's) is not an error: ignored, kept, warned about.
+    (tmp_path / "unknown.yaml").write_text("nope: 1\nmax_concurrent_jobs: 3\n")
+    found = store.read_settings(str(tmp_path / "unknown.yaml"))
+    assert found.values == {"max_concurrent_jobs": 3} and found.unknown == {"nope": 1}
+    assert any("'nope'" in warning for warning in found.warnings)
+    assert store.load_settings(str(tmp_path / "unknown.yaml")) == {"max_concurrent_jobs": 3}
 
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
