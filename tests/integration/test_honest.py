@@ -387,3 +387,14 @@ def _idle_event(watcher) -> dict | None:
             if event.get("idle_seconds"):
                 return event
     return None
+
+
+def test_a_failure_names_the_tools_real_cause_and_points_at_the_log(bkmd, data_dir):
+    """An unknown ssh host: the error is ssh's own line, not "connection unexpectedly closed"."""
+    create(bkmd.home, "far", "rsync", data_dir + "/", "nosuchhost.invalid:/srv/backup")
+    out = bkm(bkmd.home, "job", "start", "far", "--wait")
+    assert out.returncode == 1
+    assert "Could not resolve hostname nosuchhost.invalid" in out.stderr
+    assert "hint: see its log: bkm logs far" in out.stderr
+    assert "Could not resolve hostname" in _show(bkmd.home, "far")["last_run"]["error"]
+    assert "Could not resolve hostname" in bkm(bkmd.home, "job", "show", "far").stdout
