@@ -334,9 +334,11 @@ def describe(job: dict) -> str:
     progress = job.get("progress") or {}
     run = job.get("last_run")
     speed = progress.get("speed_bytes") or 0
+    total = progress.get("total_bytes") or 0
+    moved = render.human_bytes(progress.get("bytes_transferred"))
     progress_text = (
-        f"{progress.get('percent', 0.0):.1f}%  {render.human_bytes(progress.get('bytes_transferred'))} "
-        f"of {render.human_bytes(progress.get('total_bytes'))}"
+        f"{progress.get('percent', 0.0):.1f}%  "
+        + (f"{moved} of {render.human_bytes(total)}" if total else f"{moved} done, total not known yet")
         + (
             f"  {render.human_bytes(speed)}/s  ETA {render.human_duration(progress.get('eta_seconds'))}"
             if speed and job["status"] == "running"

@@ -246,7 +246,11 @@ class Runs:
             exit_code=None if verdict.status == model.PAUSED else code,
             error=verdict.error,
             warnings=verdict.warnings,
-            bytes=tracker.bytes - tracker.base_bytes,
+            # What was sent: the tool's own figure when it gives one (rsync counts a vanished
+            # or unchanged file as done in its progress, not as sent).
+            bytes=run.parser.sent_exact
+            if run.parser.sent_exact is not None
+            else tracker.bytes - tracker.base_bytes,
             duration_seconds=round(time.monotonic() - run.started, 3),
             paused_by_stop=run.stop_reason == outcome.STOP,
         )

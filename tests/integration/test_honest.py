@@ -240,7 +240,9 @@ def test_files_that_vanish_leave_a_completed_run_with_warnings_shown_everywhere(
     os.unlink(os.path.join(source, "f3.bin"))  # sorted last: not sent yet
     wait_for(lambda: _show(bkmd.home, "w")["status"] != "running", 30, what="the run to end")
     shown = _show(bkmd.home, "w")
-    assert shown["status"] == "completed" and shown["last_run"]["warnings"], shown["last_run"]
+    assert shown["status"] == "completed", shown["last_run"]
+    assert shown["last_run"]["warnings"] == [f'file has vanished: "{source}/f3.bin"'], shown["last_run"]
+    assert shown["last_run"]["bytes"] == 3 * MIB  # what was sent, not the 4 MiB rsync counted
     assert "completed (1 warning)" in bkm(bkmd.home, "job", "list").stdout
     assert "warning:" in bkm(bkmd.home, "job", "show", "w").stdout
     assert "1 warning" in bkm(bkmd.home, "status").stdout

@@ -442,3 +442,21 @@ def test_rsync_a_complete_trailing_record_is_used_at_once_and_only_once():
     # Nothing is read a third time: finish() only repeats the last reading, marked as the end.
     samples, lines = parser.finish()
     assert lines == [] and [(s.bytes, s.ended) for s in samples] == [(20_971_520, True)]
+
+
+def test_rsync_sent_bytes_are_its_literal_data_not_the_files_it_counted():
+    """A file vanished before it was sent: rsync counts it in "Total transferred file size"
+    and in its progress, but sent only the other three (captured: 4 files of 1 MiB, one removed
+    mid-run, `rsync -a --stats --no-inc-recursive --bwlimit=1024`)."""
+    parser = rsync.Parser()
+    _, lines = parser.feed("out", read("rsync_vanished_file_stats.out"))
+    assert parser.sent_exact == 3 * 1024 * 1024 and parser.total_exact == 4 * 1024 * 1024
+    result = rsync.outcome(24, lines, parser, job(source="/tmp/vt/src/"))
+    assert result.status == "completed" and result.warnings == ['file has vanished: "/tmp/vt/src/f3.bin"']
+
+
+def test_rsync_sent_bytes_of_a_full_copy():
+    parser = rsync.Parser()
+    parser.feed("out", read("rsync_p2_stats2.out"))
+    parser.finish()
+    assert parser.sent_exact == 110_299_104

@@ -40,6 +40,8 @@ class Parser(Protocol):
 
     # The size of everything in scope when the tool states it exactly (rsync's --stats), else None.
     total_exact: int | None
+    # The bytes of the files the tool sent, when it states them at the end (rsync's --stats).
+    sent_exact: int | None
 
     def feed(self, stream: str, data: bytes) -> tuple[list[Sample], list[str]]: ...
 

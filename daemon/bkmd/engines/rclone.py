@@ -79,6 +79,7 @@ class Parser:
         self._pending = {"out": "", "err": ""}
         self.last_error: str | None = None  # the stats' lastError, or the last error logged
         self.total_exact: int | None = None  # rclone never states the size of the whole tree
+        self.sent_exact: int | None = None  # its stats' bytes are exact already
         self.cause: tuple[int, str] | None = None  # (rank, message): the most specific error
         self._last: Sample | None = None
 

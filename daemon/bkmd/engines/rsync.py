@@ -34,6 +34,10 @@ PROGRESS = re.compile(
     re.X,
 )
 TOTAL_SIZE = re.compile(r"^Total file size: (?P<n>[\d.,]+) bytes")
+# New data rsync sent (not "Total transferred file size", which counts a file that vanished
+# before it was sent, nor matched data a resumed or unchanged file reused).
+LITERAL_DATA = re.compile(r"^Literal data: (?P<n>[\d.,]+) bytes")
+VANISHED = "file has vanished: "
 _SUFFIX = {"K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "P": 1000**5}
 # The total is shown once the records pin it down to this fraction of itself: whatever later
 # records say, the value shown then moves by at most half of that.
@@ -153,6 +157,8 @@ class Parser:
         self._pending = {"out": "", "err": ""}
         self._used_early = {"out": "", "err": ""}
         self.total_exact: int | None = None
+        # The data rsync sent (its --stats "Literal data"), when it got that far.
+        self.sent_exact: int | None = None
         # What the records prove about the total: low <= total <= high (high None: no bound yet).
         self._low = 0
         self._high: int | None = None
@@ -207,6 +213,9 @@ class Parser:
             total = TOTAL_SIZE.match(record)
             if total:
                 self.total_exact = _integer(total["n"])
+            literal = LITERAL_DATA.match(record)
+            if literal:
+                self.sent_exact = _integer(literal["n"])
             line = record.rstrip()
             level = rank(line, stream)
             if level is not None and (self.cause is None or level < self.cause[0]):
@@ -270,6 +279,9 @@ class Parser:
         return self._estimate
 
 
+VANISHED_SHOWN = 10  # the first vanished files named as warnings; the log has them all
+
+
 def _cut(text: str) -> str:
     return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
 
@@ -277,7 +289,7 @@ def _cut(text: str) -> str:
 def most_specific(lines: list[str], parser) -> str | None:
     """The error line that best names the cause: what the parser saw over the whole run
     (it knows which lines came from stderr), or else the best of ``lines``."""
-    best = getattr(parser, "cause", None)
+    best = parser.cause
     for line in lines:
         level = rank(line)
         if level is not None and (best is None or level < best[0]):
@@ -296,7 +308,12 @@ def outcome(code: int, lines: list[str], parser: Parser, job) -> Outcome:
         missing = [line for line in lines if "link_stat" in line and source in line]
         if missing:
             return Outcome("failed", _error(code, _cut(missing[0])))
-        return Outcome("completed", warnings=[f"rsync exit 24: {MEANINGS[24]}" + (f" ({detail})" if detail else "")])
+        # One warning per vanished file (the first few; the log has them all).
+        vanished = [line[line.index(VANISHED) :] for line in lines if VANISHED in line]
+        warnings = vanished[:VANISHED_SHOWN] or [f"rsync exit 24: {MEANINGS[24]}"]
+        if len(vanished) > VANISHED_SHOWN:
+            warnings.append(f"and {len(vanished) - VANISHED_SHOWN} more vanished files (bkm logs JOB)")
+        return Outcome("completed", warnings=warnings)
     return Outcome("failed", _error(code, detail))
 
 
