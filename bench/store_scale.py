@@ -1,13 +1,25 @@
 """Budgets with 10,000 jobs: >= 500 creates/s over batched RPC, bkmd ready within 1.5 s,
-`bkm job list --json` within 1 s. Reference in the same run: `python3 -c pass` start-up."""
+`bkm job list --json` and `bkm job list` (the table) within 1 s each, one `bkm job create` (not
+batched) within 100 ms, bkmd's resident memory under 100 MiB. Reference in the same run:
+`python3 -c pass` start-up."""
 
 import json
+import os
 import statistics
 import sys
+import time
 
 from common import Daemon, checked, environment, exit_code, install, python, quick, time_command, tool, verdict
 
 JOBS = quick(10_000, 500)
+
+
+def resident_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise SystemExit("benchmark stopped: no VmRSS for bkmd")
 
 
 def main() -> int:
@@ -30,6 +42,20 @@ def main() -> int:
         if len(listed) != JOBS:
             raise SystemExit(f"benchmark stopped: job list shows {len(listed)} jobs, not {JOBS}")
         listing = time_command([tool("bkm"), "job", "list", "--json"], runs=5, warmup=1, env=env)
+        table = checked([tool("bkm"), "job", "list"], env=env, show=False).stdout
+        if len(table.splitlines()) != JOBS + 1:
+            raise SystemExit(f"benchmark stopped: the table has {len(table.splitlines())} lines, not {JOBS + 1}")
+        table_time = time_command([tool("bkm"), "job", "list"], runs=5, warmup=1, env=env)
+        creates = []
+        source = os.path.join(daemon.home, "src")
+        for i in range(7):
+            argv = [tool("bkm"), "job", "create", f"one-{i}", "--type", "rsync", "--source", source + "/"]
+            argv += ["--dest", os.path.join(daemon.home, f"one-{i}")]
+            begin = time.perf_counter()
+            checked(argv, env=env, show=i == 0)
+            creates.append(time.perf_counter() - begin)
+        create_time = statistics.median(creates[1:])
+        rss = resident_mib(daemon.proc.pid)
         reference = time_command([python(), "-c", "pass"], runs=5, warmup=1)
     finally:
         daemon.cleanup()
@@ -37,6 +63,9 @@ def main() -> int:
         (f"creates over batched RPC (batches of 500, to {JOBS} jobs)", f"{rate:.0f}/s", ">= 500/s", rate >= 500),
         (f"bkmd ready with {JOBS} jobs", f"{ready_median:.3f} s", "<= 1.5 s", ready_median <= 1.5),
         (f"bkm job list --json with {JOBS} jobs", f"{listing:.3f} s", "<= 1 s", listing <= 1.0),
+        (f"bkm job list (table) with {JOBS} jobs", f"{table_time:.3f} s", "<= 1 s", table_time <= 1.0),
+        (f"one bkm job create with {JOBS} jobs", f"{create_time * 1000:.0f} ms", "<= 100 ms", create_time <= 0.1),
+        (f"bkmd resident memory with {JOBS} jobs", f"{rss:.0f} MiB", "< 100 MiB", rss < 100),
     ]
     for label, value, budget, ok in checks:
         print(f"{label}: {value} (budget {budget}) {verdict(ok)}")

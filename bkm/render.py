@@ -120,10 +120,25 @@ def bar(percent: float, width: int = 20) -> str:
     return "#" * filled + "-" * (width - filled)
 
 
+SCANNING = "scanning"
+
+
+def scanning(event: dict) -> bool:
+    """Whether a running job's total is not known yet (rsync still lists the tree): then the
+    bar's frame says "scanning", with no percent or ETA, only what moved so far. An event
+    without ``total_known`` (from an older bkmd) had a known total."""
+    return event.get("status") == "running" and event.get("total_known") is False
+
+
 def _figures(event: dict) -> tuple[str, str, str]:
-    """An event's bytes ("moved/total"), speed and ETA (only while running) as text; "" if none."""
+    """An event's bytes ("moved/total", or "moved so far" while scanning), speed and ETA (only
+    while running) as text; "" if none."""
     total = event.get("total_bytes") or 0
-    moved = human_bytes(event.get("bytes_transferred") or 0) + (f"/{human_bytes(total)}" if total else "")
+    moved = human_bytes(event.get("bytes_transferred") or 0)
+    if scanning(event):
+        moved += " so far"
+    elif total:
+        moved += f"/{human_bytes(total)}"
     running = event.get("status") == "running"
     if running and event.get("idle_seconds"):
         # Say so, rather than a speed decaying towards 1 B/s and an ETA of years.
@@ -131,16 +146,20 @@ def _figures(event: dict) -> tuple[str, str, str]:
     if event.get("status") == "queued" and event.get("waiting"):
         return moved, safe(event["waiting"]), ""
     speed = f"{human_bytes(event['speed_bytes'])}/s" if event.get("speed_bytes") else ""
-    eta = f"ETA {human_duration(event['eta_seconds'])}" if event.get("eta_seconds") is not None and running else ""
+    eta = ""
+    if running and event.get("eta_seconds") is not None and not scanning(event):
+        eta = f"ETA {human_duration(event['eta_seconds'])}"
     return moved, speed, eta
 
 
 def progress_line(event: dict) -> str:
-    """One line for a live view: name, status, bar, percent, bytes, speed, ETA."""
+    """One line for a live view: name, status, bar, percent, bytes, speed, ETA; while the total
+    is not known, "scanning" in the bar's frame, no percent and no ETA."""
     moved, speed, eta = _figures(event)
     percent = event.get("percent") or 0.0
-    parts = [safe(event.get("name", "")), event.get("status", ""), f"[{bar(percent)}]", f"{percent:5.1f}%", moved]
-    return "  ".join(parts + [text for text in (speed, eta) if text])
+    parts = [safe(event.get("name", "")), event.get("status", "")]
+    parts += [f"[{SCANNING:<20}]"] if scanning(event) else [f"[{bar(percent)}]", f"{percent:5.1f}%"]
+    return "  ".join(parts + [moved] + [text for text in (speed, eta) if text])
 
 
 STATUS_COLOURS = {
@@ -182,7 +201,9 @@ def status_text(status: str, enabled: bool) -> str:
 
 def row(event: dict, width: int, colour: bool) -> str:
     """One job of the live view in at most ``width - 1`` columns (the last one would wrap):
-    speed and ETA give way first, then the bar."""
+    speed and ETA give way first, then the bar. While the total is not known the bar's frame
+    says "scanning" and the percent's column is blank (too narrow for that: "scanning" takes
+    the percent's place), so the columns stay aligned with the other rows."""
     status = event.get("status", "")
     percent = event.get("percent") or 0.0
     moved, speed, eta = _figures(event)
@@ -190,15 +211,22 @@ def row(event: dict, width: int, colour: bool) -> str:
     speed = speed if status in ("running", "queued") else ""
     name_width = max(8, min(24, width // 4))
     fixed = name_width + 1 + 12 + 1  # name, status
-    for tail in (
-        f" {percent:5.1f}%  {moved:>19}  {speed:>12}  {eta:>10}",
-        f" {percent:5.1f}%  {moved}",
-        f" {percent:5.1f}%",
-    ):
-        bar_width = width - 1 - fixed - 2 - len(tail)
+
+    def tails(figure: str) -> tuple[str, str, str]:
+        return f" {figure}  {moved:>19}  {speed:>12}  {eta:>10}", f" {figure}  {moved}", f" {figure}"
+
+    figure = f"{percent:5.1f}%"
+    for variant in range(3):
+        bar_width = width - 1 - fixed - 2 - len(tails(figure)[variant])
         if bar_width >= 10:
             break
     bar_text = f"[{bar(percent, bar_width)}]" if bar_width >= 3 else ""
+    if scanning(event):
+        if bar_width >= len(SCANNING):
+            bar_text, figure = f"[{SCANNING:<{bar_width}}]", " " * len(figure)
+        else:
+            bar_text, figure = "", SCANNING
+    tail = tails(figure)[variant]
     name = cut(safe(event.get("name", "")), name_width).ljust(name_width)
     line = f"{name} {status:<12} {bar_text}{tail}"
     visible = cut(line, max(width - 1, 1))

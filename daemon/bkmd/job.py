@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bkm import model
@@ -34,6 +35,8 @@ class Job:
     owner: dict | None = None
     # Why a queued job waits ("waiting for photos: same destination"), else None.
     waiting: str | None = None
+    # This job's store line and what it was made from (see stored_line).
+    _stored: tuple | None = field(default=None, repr=False, compare=False)
 
     def __getattr__(self, name: str):
         # Only called for names that are not attributes: the job's fields.
@@ -70,6 +73,17 @@ class Job:
         record["rev"] = self.rev
         record["owner"] = self.owner
         return record
+
+    def stored_line(self, make: Callable[[dict], str]) -> str:
+        """The job's line in the store, made again only when the job changed. Every change
+        replaces a field's value (bkmd never changes a job's dict or list in place), so the
+        same objects mean the same line; they are held here, so none can be reused meanwhile."""
+        key = (self.spec, self.progress, self.last_run, self.runs, self.owner)
+        plain = (self.rev, self.status, self.updated_at, self.waiting)
+        cached = self._stored
+        if cached is None or cached[1] != plain or any(a is not b for a, b in zip(cached[0], key, strict=True)):
+            cached = self._stored = (key, plain, make(self.record()))
+        return cached[2]
 
     @classmethod
     def from_record(cls, record: dict) -> Job:
@@ -109,6 +123,10 @@ def event(job: Job) -> dict:
         "total_bytes": progress.get("total_bytes", 0),
         "speed_bytes": progress.get("speed_bytes", 0),
         "eta_seconds": progress.get("eta_seconds"),
+        # False while the tool has not given the total yet (rsync still lists the tree): the
+        # percent is held or a safe lower bound and the ETA null. Progress saved before this
+        # field existed, and a job that never ran, have none: their totals were never guesses.
+        "total_known": bool(progress.get("total_known", True)),
         "time": now(),
         "waiting": job.waiting,
         "idle_seconds": progress.get("idle_seconds"),

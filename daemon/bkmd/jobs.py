@@ -200,5 +200,5 @@ class Jobs:
 
     def save(self) -> None:
         """Write every job as memory holds it now (raises OSError; the caller decides)."""
-        store.save_jobs(self.store_path, (job.record() for job in self.by_id.values()))
+        store.save_job_lines(self.store_path, [job.stored_line(store.job_line) for job in self.by_id.values()])
         self.unsaved = False

@@ -57,6 +57,7 @@ class Run:
             base_bytes=int(progress.get("bytes_transferred") or 0),
             base_percent=float(progress.get("percent") or 0.0),
             base_total=int(progress.get("total_bytes") or 0) or None,
+            resumed=resume,
         )
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
         self.started = time.monotonic()

@@ -241,16 +241,29 @@ def _escape_unsafe(match: re.Match) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+def job_line(record: dict) -> str:
+    """One job as the store writes it: a JSON flow mapping on one line of YAML."""
+    line = "- " + json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(", ", ": ")) + "\n"
+    return _YAML_UNSAFE.sub(_escape_unsafe, line)
+
+
+def dump_lines(lines: list[str]) -> bytes:
+    head = [HEADER, f"version: {STORE_VERSION}\n", "jobs:\n" if lines else "jobs: []\n"]
+    return "".join(head + lines).encode("utf-8", "surrogatepass")
+
+
 def dump_jobs(records: Iterable[dict]) -> bytes:
-    lines = [HEADER, f"version: {STORE_VERSION}\n"]
-    body = ["- " + json.dumps(r, ensure_ascii=False, allow_nan=False, separators=(", ", ": ")) + "\n" for r in records]
-    lines.append("jobs:\n" if body else "jobs: []\n")
-    lines.extend(body)
-    return _YAML_UNSAFE.sub(_escape_unsafe, "".join(lines)).encode("utf-8", "surrogatepass")
+    return dump_lines([job_line(record) for record in records])
+
+
+def save_job_lines(path: str, lines: list[str]) -> None:
+    """Write the store from jobs already turned into lines (bkmd keeps each job's line until
+    the job changes: a 10,000-job store is then written without serialising 10,000 jobs)."""
+    atomic_write(path, dump_lines(lines), backup=path + ".bak")
 
 
 def save_jobs(path: str, records: Iterable[dict]) -> None:
-    atomic_write(path, dump_jobs(records), backup=path + ".bak")
+    save_job_lines(path, [job_line(record) for record in records])
 
 
 class SettingsFile:

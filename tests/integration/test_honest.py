@@ -321,6 +321,8 @@ def test_progress_saved_before_a_crash_is_kept(home):
     from helpers import Bkmd, wait_for
 
     source = _slow_source(os.path.join(home, "src6"), count=2, size=8 * MIB)
+    with open(os.path.join(source, "a.txt"), "wb") as f:  # done first: rsync's list is then known
+        f.write(b"x" * 1000)
     daemon = Bkmd(home).start()
     create(home, "crash", "rsync", source + "/", home + "/dst", "--bwlimit", "256")
     began = time.monotonic()

@@ -39,8 +39,9 @@ def show(home: str, name: str) -> dict:
 @pytest.mark.parametrize("tool", TOOLS)
 def test_throttled_run_completes_with_true_live_progress(bkmd, tool):
     source, dest = os.path.join(bkmd.home, "src"), os.path.join(bkmd.home, "dst")
-    make_tree(source, {"big.bin": 5 * MIB, "small/a.txt": 3000, "small/b.txt": 5000})
-    size = 5 * MIB + 8000
+    # a.txt sorts first: once rsync finishes a file its list is known (incremental recursion)
+    make_tree(source, {"a.txt": 1000, "big.bin": 5 * MIB, "small/a.txt": 3000, "small/b.txt": 5000})
+    size = 5 * MIB + 9000
     limit = 1024  # KiB/s: about 5 s
     create(bkmd.home, "t", tool, source + "/", dest, "--bwlimit", str(limit))
     events = Events(bkmd.socket, "t")
@@ -307,12 +308,12 @@ def test_sigterm_during_a_transfer_pauses_it_and_the_next_bkmd_resumes_it(home, 
 
     daemon = Bkmd(home).start()
     source, dest = os.path.join(home, "src"), os.path.join(home, "dst")
-    make_tree(source, {"big.bin": 2 * MIB})
+    make_tree(source, {"a.txt": 1000, "big.bin": 2 * MIB})
     # 32 s at the limit: still running when the signal comes, however slow the machine.
     create(home, "s", tool, source + "/", dest, "--bwlimit", "64")
     with Events(daemon.socket, "s") as events:
         assert bkm(home, "job", "start", "s").returncode == 0
-        events.wait(lambda e: e["status"] == "running" and e["bytes_transferred"] > 0, 30, what="bytes moving")
+        events.wait(lambda e: e["status"] == "running" and e["percent"] > 0, 30, what="bytes moving")
         ours = daemon.transfers()
         assert ours
         assert daemon.stop(signal.SIGTERM) == 0

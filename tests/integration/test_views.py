@@ -15,7 +15,8 @@ TOOLS = ["rsync", "rclone"]
 
 def start_throttled(home: str, name: str, size: int = 3 * MIB, limit: int = 1024, tool: str = "rsync") -> None:
     source = os.path.join(home, name + "-src")
-    make_tree(source, {"data.bin": size})
+    # a.txt first: rsync's file list (incremental recursion) is known once a file is done.
+    make_tree(source, {"a.txt": 1000, "data.bin": size})
     create(home, name, tool, source + "/", os.path.join(home, name + "-dst"), "--bwlimit", str(limit))
     assert bkm(home, "job", "start", name).returncode == 0
 
@@ -27,7 +28,8 @@ def queued_behind_a_gate(home: str, name: str, size: int = 2 * MIB, limit: int =
     assert bkm(home, "settings", "set", "max_concurrent_jobs", "1").returncode == 0
     start_throttled(home, "gate", size=MIB, limit=16)
     source = os.path.join(home, name + "-src")
-    make_tree(source, {"data.bin": size})
+    # a.txt first: rsync's file list (incremental recursion) is known once a file is done.
+    make_tree(source, {"a.txt": 1000, "data.bin": size})
     create(home, name, tool, source + "/", os.path.join(home, name + "-dst"), "--bwlimit", str(limit))
     out = bkm(home, "job", "start", name, "--json")
     assert out.returncode == 0 and json.loads(out.stdout)["status"] == "queued", out.stderr
@@ -134,7 +136,7 @@ def test_watch_in_a_real_terminal(bkmd):
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_watch_json_streams_events_to_the_final_status(bkmd, tool):
-    queued_behind_a_gate(bkmd.home, "wj", size=2 * MIB, tool=tool)
+    queued_behind_a_gate(bkmd.home, "wj", size=4 * MIB, tool=tool)
     watcher = in_background(bkmd.home, "watch", "wj", "--json")
     wait_for_subscribers(bkmd.home, 1)
     release_gate(bkmd.home)

@@ -60,17 +60,17 @@ class Saves:
         self.failing = 0
         self.failed = 0
         self.when = None
-        real = store.save_jobs
+        real = store.save_job_lines
 
-        def save_jobs(path, records):
-            records = list(records)
+        def save_job_lines(path, lines):
+            records = [json.loads(line[2:]) for line in lines]
             if self.failing and (self.when is None or self.when(records)):
                 self.failing -= 1
                 self.failed += 1
                 raise OSError(errno.ENOSPC, "No space left on device", path)
-            real(path, records)
+            real(path, lines)
 
-        monkeypatch.setattr(store, "save_jobs", save_jobs)
+        monkeypatch.setattr(store, "save_job_lines", save_job_lines)
 
     def fail(self, count: int = 1, when=None) -> None:
         self.failing, self.when = count, when

@@ -66,13 +66,18 @@ def test_rsync_argv_ends_options_before_the_paths():
     for flag in (
         "-a",
         "--info=progress2",
-        "--no-inc-recursive",
+        "--stats",
+        "--no-h",
+        "--outbuf=L",
         "--partial-dir=.rsync-partial",
         "--no-W",
         "--bwlimit=500",
         "-s",
     ):
         assert flag in args
+    # Incremental recursion stays on (issue 11: --no-inc-recursive made 20,000 small files 2.4x
+    # slower); the parser says when the total is known instead (test_progress.py).
+    assert not any("inc-recursive" in a for a in args)
     # An exclude is always glued to its option: it can never become an option of its own.
     assert "--exclude=--rsh=evil" in args and "--rsh=evil" not in args
 
@@ -159,6 +164,24 @@ def test_rsync_human_readable_sizes():
 def test_rsync_incremental_recursion_record_parses():
     samples, _ = rsync.Parser().feed("out", read("rsync_p2_ir_default_smalltree.out"))
     assert samples and all(s.checked is None or 0 <= s.checked <= 1 for s in samples)
+
+
+def test_rsync_incremental_recursion_total_is_unknown_until_to_chk():
+    """3,000 small files in 300 folders (tests/data/CAPTURES.md): while rsync still lists the
+    tree ("ir-chk", and before the first chk record) its records bound the total from below
+    only; from the first "to-chk" record they bound it both ways, and --stats gives it exactly."""
+    rc, parser, samples, _ = parse_all(rsync, "rsync_ir_smallfiles")
+    exact = 7_643_335
+    assert rc == 0 and parser.total_exact == exact
+    switch = next(i for i, s in enumerate(samples) if not s.listing)
+    assert switch > 1000 and not any(s.listing for s in samples[switch:])
+    for s in samples[:switch]:
+        assert s.total is None and s.total_high is None and s.total_low <= exact
+    assert all(s.total_low <= exact <= (s.total_high or exact) for s in samples[switch:])
+    # Every record with a chk part says how far the checks got, "ir-chk" ones included.
+    assert sum(s.checked is not None for s in samples[:switch]) > 1000
+    assert all(0 <= s.checked <= 1 for s in samples if s.checked is not None)
+    assert samples[-1].ended and samples[-1].total == exact
 
 
 def test_rsync_error_lines_go_to_the_log():

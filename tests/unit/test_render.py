@@ -99,3 +99,54 @@ def test_render_needs_no_click():
     code = "import sys, bkm.render; print('click' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+KNOWN = {
+    "name": "photos",
+    "status": "running",
+    "percent": 45.0,
+    "bytes_transferred": 12 * 1024**2,
+    "total_bytes": 27 * 1024**2,
+    "speed_bytes": 2 * 1024**2,
+    "eta_seconds": 8,
+    "total_known": True,
+}
+# rsync still lists the tree: the percent is held, the ETA null, the total not known.
+SCANNING = dict(KNOWN, name="mail", percent=0.0, total_bytes=0, eta_seconds=None, total_known=False)
+
+
+def test_progress_line_says_scanning_instead_of_a_percent_until_the_total_is_known():
+    assert render.progress_line(KNOWN) == (
+        "photos  running  [#########-----------]   45.0%  12.0 MiB/27.0 MiB  2.0 MiB/s  ETA 8s"
+    )
+    assert render.progress_line(SCANNING) == "mail  running  [scanning            ]  12.0 MiB so far  2.0 MiB/s"
+    # A resumed run shows the earlier total as far as known, but no percent, bar or ETA from it.
+    line = render.progress_line(dict(SCANNING, percent=40.0, total_bytes=27 * 1024**2, eta_seconds=3))
+    assert "scanning" in line and "%" not in line and "ETA" not in line and "27.0 MiB" not in line
+    idle = render.progress_line(dict(SCANNING, idle_seconds=45))
+    assert idle == "mail  running  [scanning            ]  12.0 MiB so far  no progress for 45s"
+
+
+def test_only_a_running_job_is_scanning_and_older_events_had_known_totals():
+    older = {key: value for key, value in KNOWN.items() if key != "total_known"}  # an older bkmd
+    assert render.progress_line(older) == render.progress_line(KNOWN)
+    paused = render.progress_line(dict(SCANNING, status="paused"))
+    assert "scanning" not in paused and "0.0%" in paused
+
+
+@pytest.mark.parametrize("width", [120, 80, 50, 30])
+def test_a_scanning_row_has_no_percent_bar_or_eta(width):
+    row = render.row(SCANNING, width, False)
+    assert len(row) <= width - 1 and "%" not in row and "#" not in row and "ETA" not in row
+    assert "scann" in row  # cut to "scann…" at 30 columns, like everything else there
+    if width >= 50:
+        assert "[scanning " in row  # in the bar's frame, which stays where the others' bars are
+
+
+def test_a_scanning_row_keeps_the_columns_of_the_others():
+    known, scanning = render.row(KNOWN, 120, False), render.row(SCANNING, 120, False)
+    assert len(known) == len(scanning) and known.index("[") == scanning.index("[")
+    assert known.index("]") == scanning.index("]")
+    # The bytes and speed columns end where the known row's do.
+    assert known.index("MiB/27.0 MiB") + len("MiB/27.0 MiB") == scanning.index("so far") + len("so far")
+    assert known.index("2.0 MiB/s") == scanning.index("2.0 MiB/s")

@@ -241,3 +241,37 @@ def test_fast_format_means_the_same_to_a_yaml_parser(tmp_path_factory, name, sou
     assert store.load_jobs(path) == [record]
     with open(path) as f:
         assert yaml.safe_load(f)["jobs"] == json.loads(json.dumps([record]))
+
+
+def test_a_jobs_stored_line_is_made_again_exactly_when_the_job_changed():
+    from bkmd.job import Job
+
+    record = {
+        "id": "0" * 32,
+        "name": "a",
+        "type": "rsync",
+        "source": "/s",
+        "dest": "/d",
+        "bwlimit": 0,
+        "excludes": [],
+        "status": "pending",
+        "created_at": "2026-11-29T00:00:00Z",
+        "updated_at": "2026-11-29T00:00:00Z",
+    }
+    job = Job.from_record(record)
+    made = []
+
+    def make(r):
+        made.append(r)
+        return store.job_line(r)
+
+    first = job.stored_line(make)
+    assert job.stored_line(make) is first and len(made) == 1
+    job.progress = dict(job.progress, bytes_transferred=5)  # every change replaces a value
+    assert '"bytes_transferred": 5' in job.stored_line(make) and len(made) == 2
+    job.rev += 1000
+    job.stored_line(make)
+    assert len(made) == 3
+    job.status = "queued"
+    assert '"status": "queued"' in job.stored_line(make)
+    assert json.loads(job.stored_line(make)[2:]) == job.record()

@@ -14,7 +14,10 @@ class Sample:
     bytes: int  # the tool's byte counter for this run (rsync's counts reused "matched" data too)
     total: int | None = None  # bytes of everything in scope, when the tool says or implies it
     percent: float | None = None  # the tool's own percentage (kept for logs and tests)
-    checked: float | None = None  # fraction (0..1) of files already checked, when known
+    # Fraction (0..1) of the files listed so far that the tool has checked, when it says. While
+    # the list still grows (``listing``) it can fall as new files are listed; it is what shows
+    # that a run which moves no bytes (a no-op run of a big tree) is still doing something.
+    checked: float | None = None
     # Of ``bytes``, what belongs to files already finished. A file left unfinished is counted
     # again from its first byte by the next run (rclone sends it again; rsync counts the part
     # it reuses as matched data), so only this much carries over to a resumed run.
@@ -25,6 +28,11 @@ class Sample:
     total_high: int | None = None
     # The last reading of a run, repeated by Parser.finish(): the run's output has ended.
     ended: bool = False
+    # The tool is still listing what is in scope (rsync's incremental recursion: an "ir-chk"
+    # record, or no "to-chk" record yet): its total and its percent only cover the files listed
+    # so far, so ``total`` is None, ``total_high`` is None (nothing bounds the total from above
+    # yet) and ``percent`` runs ahead of the truth. ``total_low`` still holds.
+    listing: bool = False
 
 
 @dataclass

@@ -1,9 +1,17 @@
 """rsync: argv, the --info=progress2 parser, exit codes.
 
 Facts this relies on (shared/reference/rsync-rclone.md): progress records start with \r and
-go to stdout through a pipe (never a pty); --no-inc-recursive gives the total up front;
-the percent counts transferred bytes over the size of all files; numbers follow the locale
-unless LC_ALL=C; --partial-dir keeps interrupted files and --no-W lets a local rerun reuse them.
+go to stdout through a pipe (never a pty); the percent counts transferred bytes over the size of
+all files; numbers follow the locale unless LC_ALL=C; --partial-dir keeps interrupted files and
+--no-W lets a local rerun reuse them.
+
+rsync runs with incremental recursion (its default): it starts copying while it still lists the
+tree, which on many small files is more than twice as fast as --no-inc-recursive (issue 11). Its
+total then grows as folders are listed: records say "ir-chk=N/M" while the list grows and
+"to-chk=N/M" once it is complete (rsync prints "to" once it has seen the end of the file list);
+until then, and before the first such record, neither its total nor its percent is the run's
+(see Sample.listing). A small tree is listed whole before the first byte moves; a big one (the
+sender keeps 1,000 to 10,000 files ahead) well into the run.
 
 And, from the captures in tests/data: the percent is truncated, (int)(100.0 * done / total), and
 100 only when done == total, so every record bounds the total; the byte counter counts a file
@@ -96,8 +104,7 @@ def argv(job, settings) -> list[str]:
         settings["rsync_path"],
         "-a",
         "--info=progress2",
-        "--no-inc-recursive",
-        "--stats",
+        "--stats",  # at the end, the exact total ("Total file size") and what was sent
         "--no-h",
         "--outbuf=L",
         "-s",  # protect args: names never reach a remote shell's command line
@@ -163,7 +170,11 @@ class Parser:
         self._low = 0
         self._high: int | None = None
         self._estimate: int | None = None  # the total shown, kept while the bounds allow it
-        self._incremental = False  # "ir-chk": the file list, and so the total, still grows
+        # Whether rsync's file list is complete: only a "to-chk" record says so (or an "xfer#N,
+        # to-check=" one, from an rsync without incremental recursion). Before the first record
+        # with a chk part, which comes only when a file or a folder's list is finished, and while
+        # records say "ir-chk", the total still grows.
+        self._listed = False
         self._settled = 0  # the counter at the end of the last finished file
         self._last: Sample | None = None
         self.cause: tuple[int, str] | None = None  # (rank, line): the most specific error line
@@ -193,6 +204,7 @@ class Parser:
             last = dataclasses.replace(self._last, settled=self._settled, ended=True)
             if self.total_exact is not None:
                 last.total = last.total_low = last.total_high = self.total_exact
+                last.listing = False
             samples.append(last)
             self._last = None
         return samples, lines
@@ -226,15 +238,21 @@ class Parser:
     def _sample(self, match: re.Match) -> Sample:
         done = _integer(match["bytes"])
         pct = int(match["pct"])
-        if match["chk_kind"]:
-            self._incremental = match["chk_kind"] == "ir"
+        if match["chk_kind"] == "to" and not self._listed:
+            # The list is complete from now on: what the records said of the partial list bounds
+            # the total from below only, so the bounds start again from this record.
+            self._listed = True
+            self._low, self._high, self._estimate = 0, None, None
         self._bound(done, pct)
         if match["xfr"]:
             self._settled = done  # printed as a file finishes: everything counted so far is done
         checked = None
-        if match["chk_total"] and match["chk_kind"] == "to":
+        if match["chk_total"]:
+            # Of the files listed so far (with "ir-chk" the list, and so this fraction, can still
+            # fall): runs.py's stall watchdog counts any change as progress.
             total_files = int(match["chk_total"])
             checked = (total_files - int(match["chk_left"])) / total_files if total_files else 1.0
+        listing = not self._listed and self.total_exact is None
         self._last = Sample(
             bytes=done,
             total=self._total(),
@@ -242,19 +260,23 @@ class Parser:
             checked=checked,
             settled=self._settled,
             total_low=self._low if self.total_exact is None else self.total_exact,
-            total_high=self._high if self.total_exact is None else self.total_exact,
+            total_high=None if listing else self._high if self.total_exact is None else self.total_exact,
+            listing=listing,
         )
         return self._last
 
     def _bound(self, done: int, pct: int) -> None:
-        """Narrow the bounds on the total with one record: pct <= 100*done/total < pct+1."""
+        """Narrow the bounds on the total with one record: pct <= 100*done/total < pct+1.
+
+        While rsync still lists files, that total is only the part listed so far: it bounds the
+        run's total from below (the list only grows), never from above."""
         if pct >= 100:
             low = high = done
         else:
             low = max(done, done * 100 // (pct + 1))  # one byte of slack for rsync's doubles
             high = done * 100 // pct + 1 if pct else None
-        if self._incremental:  # the total still grows: only this record's own bounds hold
-            self._low, self._high, self._estimate = low, high, None
+        if not self._listed:  # the total still grows: only this record's own lower bound holds
+            self._low, self._high, self._estimate = low, None, None
             return
         new_low = max(self._low, low)
         new_high = high if self._high is None else (self._high if high is None else min(self._high, high))
@@ -266,7 +288,7 @@ class Parser:
     def _total(self) -> int | None:
         if self.total_exact is not None:
             return self.total_exact
-        if self._high is None or self._incremental:
+        if self._high is None or not self._listed:
             return None
         if self._high - self._low > TOTAL_SPREAD * self._high:
             return None
