@@ -346,7 +346,8 @@ def test_wait_on_a_terminal_shows_one_live_progress_line(bkmd):
     source = os.path.join(bkmd.home, "src")
     # 6 s at 1 MiB/s: rsync's total is known once its percent pins it down (within 2 %), and
     # the speed after a few one-second windows; the ETA needs both.
-    make_tree(source, {"big.bin": 6 * MIB})
+    # a.txt first: rsync's file list (incremental recursion) is complete once it is done.
+    make_tree(source, {"a.txt": 1000, "big.bin": 6 * MIB})
     create(bkmd.home, "tty", "rsync", source + "/", os.path.join(bkmd.home, "dst"), "--bwlimit", "1024")
     code, screen = run_in_terminal(bkmd.home, ["job", "start", "tty", "--wait"])
     assert code == 0, screen
