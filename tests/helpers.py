@@ -455,3 +455,42 @@ def subscribers(home: str) -> int:
 def wait_for_subscribers(home: str, count: int, timeout: float = 20) -> None:
     """Until that many connections listen (a watch, a --wait or a follow has subscribed)."""
     wait_for(lambda: subscribers(home) >= count, timeout, interval=0.05, what=f"{count} subscriber(s)")
+
+
+# -- captured output -------------------------------------------------------------------------
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+
+
+def job_record(**changes) -> dict:
+    """A stored job with only what a record must have."""
+    record = {
+        "id": "0" * 32,
+        "name": "a",
+        "type": "rsync",
+        "source": "/s",
+        "dest": "/d",
+        "bwlimit": 0,
+        "excludes": [],
+        "status": "pending",
+        "created_at": "2026-11-29T00:00:00Z",
+        "updated_at": "2026-11-29T00:00:00Z",
+    }
+    record.update(changes)
+    return record
+
+
+def replay(name: str) -> tuple[int | None, list[tuple[float, str, bytes]]]:
+    """A capture of every read from a tool's pipes (tests/data/CAPTURES.md): its exit code and
+    (seconds since start, "out" or "err", the bytes read)."""
+    import ast
+
+    code, chunks = None, []
+    with open(os.path.join(DATA, name + ".timing")) as f:
+        for line in f:
+            if line.startswith("# rc="):
+                code = int(line.split()[1].split("=")[1])
+            elif not line.startswith("#"):
+                seconds, stream, _, data = line.split(None, 3)
+                chunks.append((float(seconds), stream, ast.literal_eval(data)))
+    return code, chunks

@@ -1,6 +1,5 @@
 """Engines: argv builders and parsers, on output captured from real rsync and rclone runs."""
 
-import ast
 import os
 from types import SimpleNamespace
 
@@ -8,29 +7,14 @@ import pytest
 from bkmd import outcome as judging
 from bkmd.engines import rclone, rsync
 from bkmd.progress import Tracker
+from helpers import DATA, replay
 
 from bkm import settings as schema
-
-DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 
 
 def read(name: str) -> bytes:
     with open(os.path.join(DATA, name), "rb") as f:
         return f.read()
-
-
-def replay(name: str) -> tuple[int, list[tuple[float, str, bytes]]]:
-    """A capture of every read from a tool's pipes (tests/data/CAPTURES.md): its exit code and
-    (seconds since start, "out" or "err", the bytes read)."""
-    code, chunks = None, []
-    with open(os.path.join(DATA, name + ".timing")) as f:
-        for line in f:
-            if line.startswith("# rc="):
-                code = int(line.split()[1].split("=")[1])
-            elif not line.startswith("#"):
-                seconds, stream, _, data = line.split(None, 3)
-                chunks.append((float(seconds), stream, ast.literal_eval(data)))
-    return code, chunks
 
 
 def parse_all(module, name: str):

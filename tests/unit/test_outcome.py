@@ -66,18 +66,9 @@ def test_both_engines_implement_the_declared_interface(name):
 
 def test_a_job_field_is_declared_once():
     """The job JSON, the stored record and the store's checks all follow model.JOB_FIELDS."""
-    record = {
-        "id": "0" * 32,
-        "name": "a",
-        "type": "rsync",
-        "source": "/s",
-        "dest": "/d",
-        "bwlimit": 0,
-        "excludes": [],
-        "status": "pending",
-        "created_at": "2026-11-29T00:00:00Z",
-        "updated_at": "2026-11-29T00:00:00Z",
-    }
+    from helpers import job_record
+
+    record = job_record()
     public = Job.from_record(record).public()
     assert [k for k in public if k in model.FIELD_NAMES] == list(model.FIELD_NAMES)
     assert set(public) == {

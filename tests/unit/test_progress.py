@@ -1,30 +1,16 @@
 """Progress a person can trust, on real runs replayed read by read (tests/data/CAPTURES.md):
 a run stopped with SIGTERM after 4.5 s and run again the same way, as bkm pauses and resumes."""
 
-import ast
-import os
 import re
 
 import pytest
 from bkmd.engines import Sample, rclone, rsync
 from bkmd.progress import Tracker
+from helpers import replay
 
-DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 BWLIMIT = 2000 * 1024  # the resume captures ran at --bwlimit=2000 (KiB/s)
 TREE = 20_991_520  # tree/: big1.bin 6 MiB, big2.bin 4 MiB, m/f1..f10.bin 1 MiB, small/ 20 x 1000 B
 ONEFILE = 20_971_520  # one/big.bin, 20 MiB
-
-
-def replay(name: str) -> tuple[int, list[tuple[float, str, bytes]]]:
-    code, chunks = None, []
-    with open(os.path.join(DATA, name + ".timing")) as f:
-        for line in f:
-            if line.startswith("# rc="):
-                code = int(line.split()[1].split("=")[1])
-            elif not line.startswith("#"):
-                seconds, stream, _, data = line.split(None, 3)
-                chunks.append((float(seconds), stream, ast.literal_eval(data)))
-    return code, chunks
 
 
 def drive(module, name: str, tracker: Tracker) -> list[dict]:

@@ -245,19 +245,9 @@ def test_fast_format_means_the_same_to_a_yaml_parser(tmp_path_factory, name, sou
 
 def test_a_jobs_stored_line_is_made_again_exactly_when_the_job_changed():
     from bkmd.job import Job
+    from helpers import job_record
 
-    record = {
-        "id": "0" * 32,
-        "name": "a",
-        "type": "rsync",
-        "source": "/s",
-        "dest": "/d",
-        "bwlimit": 0,
-        "excludes": [],
-        "status": "pending",
-        "created_at": "2026-11-29T00:00:00Z",
-        "updated_at": "2026-11-29T00:00:00Z",
-    }
+    record = job_record()
     job = Job.from_record(record)
     made = []
 
