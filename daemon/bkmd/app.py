@@ -91,8 +91,6 @@ class Daemon:
         except Unavailable:
             pass  # logged; the jobs stay interrupted, for a person to recover
         self.recovery.requeue()
-        # One write at start: fills in what hand-written entries left out (id, times).
-        self.jobs.unsaved = True
         self.save_in_background()
 
     def reload_settings(self) -> dict:

@@ -39,8 +39,10 @@ class Jobs:
                 job.owner = dict(default_owner)
             self._add(job)
         self.rev = max((job.rev for job in self.by_id.values()), default=0)
-        # Decided changes (a run's end, progress) not yet on disk.
-        self.unsaved = False
+        # Decided changes (a run's end, progress) not yet on disk; from the start when an entry
+        # was written by hand (bkmd's own records have "rev"): its filled-in id and times must
+        # reach the store, or the next start would make new ones.
+        self.unsaved = any("rev" not in record for record in records)
         self.on_status: list[Callable[[Job], None]] = []  # told of every status change that stays
         self.on_deleted: list[Callable[[Job], None]] = []  # told once a deletion is saved
 

@@ -18,6 +18,7 @@ from bkmd.logs import JobLogs
 from bkmd.runner import end_group, process_start_time
 
 log = logging.getLogger("bkmd.recovery")
+RESUMING_AFTER_STOP = "resuming: bkmd stopped during this run (resume_after_stop)"
 
 
 class TransferRecords:
@@ -122,8 +123,8 @@ class Recovery:
             return
         for job in self.jobs.with_status(model.PAUSED):
             if (job.last_run or {}).get("paused_by_stop"):
-                self.logs.write(job.id, "resuming: bkmd stopped during this run (resume_after_stop)")
                 self.runs.start(job, change)
+                change.after_save(lambda job=job: self.logs.write(job.id, RESUMING_AFTER_STOP))
 
     def recover(self, job: Job, change: Change) -> Job:
         """Interrupted -> paused: the next start continues the run."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from bkm import model
-from bkmd import access, outcome
+from bkmd import access, outcome, validate
 from bkmd.change import Change, Later
 from bkmd.engines import engine as engine_for
 from bkmd.job import Job, now
@@ -31,16 +31,6 @@ from bkmd.runner import Transfer
 log = logging.getLogger("bkmd.runs")
 STOP_GRACE = 10.0
 IDLE_SHOWN = 10.0  # seconds without progress after which views say so
-
-
-def same_destination(a: str, b: str) -> bool:
-    """Whether two destinations are the same folder, or one is inside the other."""
-    if model.is_remote(a) != model.is_remote(b):
-        return False
-    if not model.is_remote(a):
-        a, b = os.path.realpath(a), os.path.realpath(b)
-    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
-    return a.startswith(b) or b.startswith(a)
 
 
 class Run:
@@ -139,7 +129,7 @@ class Runs:
         """Why ``job`` cannot start now, or None: no free slot, or a running job writes to the
         same destination (or one inside the other): two transfers never write there at once."""
         for other in self.active.values():
-            if same_destination(job.dest, other.job.dest):
+            if validate.inside(job.dest, other.job.dest) or validate.inside(other.job.dest, job.dest):
                 return f"waiting for {other.job.name}: same destination"
         if len(self.active) >= self.settings["max_concurrent_jobs"]:
             return f"waiting for a free slot ({self.settings['max_concurrent_jobs']} running)"
@@ -249,9 +239,7 @@ class Runs:
             warnings=verdict.warnings,
             # What was sent: the tool's own figure when it gives one (rsync counts a vanished
             # or unchanged file as done in its progress, not as sent).
-            bytes=run.parser.sent_exact
-            if run.parser.sent_exact is not None
-            else tracker.bytes - tracker.base_bytes,
+            bytes=run.parser.sent_exact if run.parser.sent_exact is not None else tracker.bytes - tracker.base_bytes,
             duration_seconds=round(time.monotonic() - run.started, 3),
             paused_by_stop=run.stop_reason == outcome.STOP,
         )

@@ -95,20 +95,24 @@ def _disk_problems_as(paths: dict[str, str], run_as) -> dict[str, str]:
     return dict.fromkeys(paths, f"cannot be checked as {run_as.user}")
 
 
+def inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or inside it: local paths with symlinks resolved, remotes
+    (host:path) compared as written; a local path is never inside a remote one."""
+    if model.is_remote(path) != model.is_remote(folder):
+        return False
+    if not model.is_remote(path):
+        path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return (path.rstrip("/") + "/").startswith(folder.rstrip("/") + "/")
+
+
 def nesting_problem(source: str, dest: str) -> str | None:
     """A destination equal to or inside its source makes every run copy the backup into itself
     (doubling it each night). Local paths only; symlinks resolved."""
-    if model.is_remote(source) or model.is_remote(dest):
+    if model.is_remote(source) or model.is_remote(dest) or not inside(dest, source):
         return None
-    src = os.path.realpath(source.rstrip("/") or "/")
-    dst = os.path.realpath(dest.rstrip("/") or "/")
-    if dst == src:
+    if inside(source, dest):
         return f"is the source itself ({source}): choose a folder outside it"
-    if dst.startswith(src.rstrip("/") + "/"):
-        return (
-            f"is inside the source ({source}): each run would copy the backup into itself; choose a folder outside it"
-        )
-    return None
+    return f"is inside the source ({source}): each run would copy the backup into itself; choose a folder outside it"
 
 
 def check_fields(
