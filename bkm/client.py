@@ -5,8 +5,10 @@ This is the only place that maps protocol error codes to exit codes.
 
 from __future__ import annotations
 
+# The C module, not `socket`: its Python wrapper builds enums of every constant at import,
+# a tenth of a short command's start-up, for nothing the client uses.
+import _socket
 import json
-import socket
 from typing import Any
 
 from bkm import errors, protocol
@@ -53,7 +55,7 @@ class Client:
     def __init__(self, paths: Paths, timeout: float | None = CALL_TIMEOUT) -> None:
         self.paths = paths
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._buffer = b""
         self._next_id = 0
         self.notifications: list[dict] = []  # arrived while waiting for an answer
@@ -64,7 +66,7 @@ class Client:
             check_socket_path(path)
         except PathError as e:
             raise errors.BkmError(str(e), errors.USAGE, e.hint) from None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
             sock.connect(path)

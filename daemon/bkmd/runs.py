@@ -60,9 +60,10 @@ class Run:
             "warnings": [],
             "bytes": 0,
             "duration_seconds": None,
+            "files": None,  # files and folders in scope, when the tool states them (rsync)
             "resumed": resume,
         }
-        self.argv = self.engine.argv(job, runs.settings)
+        self.argv = self.engine.argv(job, runs.settings, resume)
         run_as = access.run_as(job.owner)  # None: as bkmd itself
         env = self.engine.environment(dict(os.environ))
         self.transfer = transfer_factory(
@@ -241,6 +242,7 @@ class Runs:
             # or unchanged file as done in its progress, not as sent).
             bytes=run.parser.sent_exact if run.parser.sent_exact is not None else tracker.bytes - tracker.base_bytes,
             duration_seconds=round(time.monotonic() - run.started, 3),
+            files=run.parser.files_exact,
             paused_by_stop=run.stop_reason == outcome.STOP,
         )
         for warning in verdict.warnings:

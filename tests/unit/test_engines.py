@@ -1,6 +1,7 @@
 """Engines: argv builders and parsers, on output captured from real rsync and rclone runs."""
 
 import os
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +16,19 @@ from bkm import settings as schema
 def read(name: str) -> bytes:
     with open(os.path.join(DATA, name), "rb") as f:
         return f.read()
+
+
+def feed_records(parser, stream: str, data: bytes):
+    """Feed ``data`` one record at a time, as it arrives from a slow transfer (a record a
+    second): every record becomes a sample. Read together, a run of records gives only the
+    samples that change what is shown (see test_rsync_records_read_together_give_one_sample)."""
+    samples, lines = [], []
+    for piece in re.split(rb"(?<=[\r\n])", data):
+        if piece:
+            more, text = parser.feed(stream, piece)
+            samples += more
+            lines += text
+    return samples, lines
 
 
 def parse_all(module, name: str):
@@ -32,7 +46,7 @@ def parse_all(module, name: str):
 
 
 def job(**changes):
-    values = dict(source="/src/", dest="/dst", bwlimit=0, excludes=[])
+    values = dict(source="/src/", dest="/dst", bwlimit=0, excludes=[], runs=[])
     values.update(changes)
     return SimpleNamespace(**values)
 
@@ -66,6 +80,30 @@ def test_rsync_argv_ends_options_before_the_paths():
     assert "--exclude=--rsh=evil" in args and "--rsh=evil" not in args
 
 
+def test_rsync_keeps_partial_data_where_it_pays():
+    """--partial-dir makes rsync look for partial data of every file (a no-op run of 100,000
+    files took 1.45x as long): kept on first copies, resumes and small trees only."""
+
+    def partial(runs, resume=False):
+        return "--partial-dir=.rsync-partial" in rsync.argv(job(runs=runs), SETTINGS, resume)
+
+    big, small = dict(outcome="completed", files=100_201), dict(outcome="completed", files=19_999)
+    assert partial([])  # a first copy: every file is new, a big one is worth resuming
+    assert partial([dict(outcome="failed", files=None)])  # never completed yet
+    assert not partial([big])  # the nightly re-run of a big tree
+    assert partial([big], resume=True)  # picks up what the paused run kept
+    assert partial([big, small])  # the last completed run is what counts
+    assert partial([dict(outcome="completed")])  # a record from before files were counted
+    assert not partial([big, dict(outcome="failed", files=None)])
+
+
+def test_rsync_stats_count_the_files_in_scope():
+    parser = rsync.Parser()
+    feed_records(parser, "out", read("rsync_p2_stats2.out"))
+    parser.finish()
+    assert parser.files_exact == 225
+
+
 def test_rsync_argv_remote_keeps_delta_transfer_and_settings_apply():
     settings = dict(SETTINGS, rsync_path="/opt/rsync", rsync_args=["--checksum"])
     args = rsync.argv(job(dest="backup@host:/srv"), settings)
@@ -83,7 +121,7 @@ def test_rsync_environment_pins_the_locale_and_drops_argument_switches():
 
 def test_rsync_throttled_run_gives_rising_samples_and_a_total():
     parser = rsync.Parser()
-    samples, lines = parser.feed("out", read("rsync_p2_bw2000.out"))
+    samples, lines = feed_records(parser, "out", read("rsync_p2_bw2000.out"))
     more, rest = parser.finish()
     samples += more
     assert len(samples) > 100 and lines + rest == []
@@ -94,7 +132,7 @@ def test_rsync_throttled_run_gives_rising_samples_and_a_total():
 
 def test_rsync_records_split_anywhere_are_put_back_together():
     data = read("rsync_p2_bw2000.out")
-    whole, _ = rsync.Parser().feed("out", data + b"\n")
+    whole, _ = feed_records(rsync.Parser(), "out", data + b"\n")
     parser = rsync.Parser()
     pieces = []
     for i in range(0, len(data), 7):  # 7-byte reads cut records in the middle
@@ -109,19 +147,19 @@ def test_rsync_records_split_anywhere_are_put_back_together():
 
 def test_rsync_stats_give_the_exact_total_and_are_logged():
     parser = rsync.Parser()
-    samples, lines = parser.feed("out", read("rsync_p2_stats2.out"))
+    samples, lines = feed_records(parser, "out", read("rsync_p2_stats2.out"))
     assert parser.total_exact == 110_299_104
     assert "Total file size: 110,299,104 bytes" in lines
     assert samples and all(s.total == 110_299_104 for s in samples if s is samples[-1])
 
 
 def test_rsync_nothing_changed_is_all_checked_and_no_bytes():
-    samples, _ = rsync.Parser().feed("out", read("rsync_p2_nochange.out"))
+    samples, _ = feed_records(rsync.Parser(), "out", read("rsync_p2_nochange.out"))
     assert samples and all(s.bytes == 0 and s.checked == 1.0 for s in samples)
 
 
 def test_rsync_few_changed_ends_at_4_percent_of_bytes_but_all_checked():
-    samples, _ = rsync.Parser().feed("out", read("rsync_p2_fewchanged.out"))
+    samples, _ = feed_records(rsync.Parser(), "out", read("rsync_p2_fewchanged.out"))
     assert samples[-1].percent == 4.0 and samples[-1].checked == 1.0
 
 
@@ -146,7 +184,7 @@ def test_rsync_human_readable_sizes():
 
 
 def test_rsync_incremental_recursion_record_parses():
-    samples, _ = rsync.Parser().feed("out", read("rsync_p2_ir_default_smalltree.out"))
+    samples, _ = feed_records(rsync.Parser(), "out", read("rsync_p2_ir_default_smalltree.out"))
     assert samples and all(s.checked is None or 0 <= s.checked <= 1 for s in samples)
 
 
@@ -398,7 +436,7 @@ def test_rclone_outcomes(code, status, text):
 
 
 def test_progress_from_a_real_rsync_run_is_monotonic_with_speed_and_eta():
-    samples, _ = rsync.Parser().feed("out", read("rsync_p2_bw2000.out"))
+    samples, _ = feed_records(rsync.Parser(), "out", read("rsync_p2_bw2000.out"))
     tracker = Tracker(rsync.TOTAL_COVERS_TREE)
     seen = []
     for i, sample in enumerate(samples[:12]):  # the first 12 s of a 2000 KiB/s run, one a second

@@ -226,6 +226,40 @@ def test_incremental_recursion_says_when_the_total_is_known_and_the_percent_neve
     )
 
 
+def test_records_read_together_give_at_most_two_samples_and_the_same_truth():
+    """bkmd reads rsync's pipe every 0.2 s (runner.GATHER_SECONDS): on a tree of small files a
+    read holds hundreds of records. Only the last one, and the last that ended a file, become
+    samples; what is shown still never goes back and ends exact, as when read record by record."""
+    code, chunks = replay("rsync_ir_smallfiles")
+    reads, window, data = [], None, b""
+    for clock, stream, piece in chunks:
+        assert stream == "out"
+        if window is not None and clock - window >= 0.2:
+            reads.append((window, data))
+            data, window = b"", None
+        window = clock if window is None else window
+        data += piece
+    reads.append((window, data))
+    assert len(reads) < len(chunks) / 3
+    parser, tracker = rsync.Parser(), Tracker(rsync.TOTAL_COVERS_TREE)
+    shown = [tracker.as_dict()]
+    for clock, data in reads:
+        samples, lines = parser.feed("out", data)
+        assert len(samples) <= 2 + data.count(b"\n")  # messages (--stats) split a run of records
+        for sample in samples:
+            tracker.apply(sample, clock)
+        shown.append(tracker.as_dict())
+    for sample in parser.finish()[0]:
+        tracker.apply(sample, reads[-1][0])
+    tracker.complete(parser.total_exact)
+    end = tracker.as_dict()
+    percents = [p["percent"] for p in shown] + [end["percent"]]
+    assert percents == sorted(percents) and len(set(percents)) > 5
+    assert [p["total_known"] for p in shown] == sorted(p["total_known"] for p in shown)
+    assert code == 0 and parser.total_exact == SMALLFILES
+    assert (end["percent"], end["total_bytes"], end["bytes_transferred"]) == (100.0, SMALLFILES, SMALLFILES)
+
+
 def test_a_total_still_growing_is_not_known_even_when_a_resumed_run_had_one():
     """A resumed run shows the earlier runs' total as far as known, but not as known: rsync may
     list more this time. A record whose partial list already exceeds it rules it out."""

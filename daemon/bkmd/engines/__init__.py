@@ -50,6 +50,8 @@ class Parser(Protocol):
     total_exact: int | None
     # The bytes of the files the tool sent, when it states them at the end (rsync's --stats).
     sent_exact: int | None
+    # The files (and folders) in scope, when the tool states them at the end (rsync's --stats).
+    files_exact: int | None
 
     def feed(self, stream: str, data: bytes) -> tuple[list[Sample], list[str]]: ...
 
@@ -65,7 +67,8 @@ class Engine(Protocol):
     TOTAL_COVERS_TREE: bool
     Parser: type[Parser]
 
-    def argv(self, job, settings) -> list[str]: ...
+    # ``resume``: the run continues one that was paused or interrupted.
+    def argv(self, job, settings, resume: bool = False) -> list[str]: ...
 
     def environment(self, base: dict) -> dict: ...
 

@@ -52,7 +52,7 @@ MEANINGS = {
 }
 
 
-def argv(job, settings) -> list[str]:
+def argv(job, settings, resume: bool = False) -> list[str]:
     interval = settings["progress_interval"]
     args = [
         settings["rclone_path"],
@@ -80,6 +80,7 @@ class Parser:
         self.last_error: str | None = None  # the stats' lastError, or the last error logged
         self.total_exact: int | None = None  # rclone never states the size of the whole tree
         self.sent_exact: int | None = None  # its stats' bytes are exact already
+        self.files_exact: int | None = None  # rclone states no count of the files in scope
         self.cause: tuple[int, str] | None = None  # (rank, message): the most specific error
         self._last: Sample | None = None
 

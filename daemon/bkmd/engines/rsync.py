@@ -28,6 +28,7 @@ from bkm.model import is_remote
 from bkmd.engines import Outcome, Sample
 
 PARTIAL_DIR = ".rsync-partial"
+PARTIAL_DIR_FILES = 20_000  # see keeps_partial
 # progress2 counts against the size of every file, not just what this run sends.
 TOTAL_COVERS_TREE = True
 
@@ -45,6 +46,7 @@ TOTAL_SIZE = re.compile(r"^Total file size: (?P<n>[\d.,]+) bytes")
 # New data rsync sent (not "Total transferred file size", which counts a file that vanished
 # before it was sent, nor matched data a resumed or unchanged file reused).
 LITERAL_DATA = re.compile(r"^Literal data: (?P<n>[\d.,]+) bytes")
+FILE_COUNT = re.compile(r"^Number of files: (?P<n>[\d.,]+)")
 VANISHED = "file has vanished: "
 _SUFFIX = {"K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "P": 1000**5}
 # The total is shown once the records pin it down to this fraction of itself: whatever later
@@ -98,7 +100,27 @@ MEANINGS = {
 }
 
 
-def argv(job, settings) -> list[str]:
+def keeps_partial(job, resume: bool) -> bool:
+    """Whether this run keeps an interrupted file's data (--partial-dir) for the next run.
+
+    With --partial-dir rsync looks for partial data of every file in scope, found or not: on a
+    tree of 100,000 files a run where nothing changed took 1.45x as long (0.97 s against 0.67 s).
+    That data pays only for a file that is new at the destination and big (a changed file is
+    sent as a delta against the copy already there, with or without it). So it is kept on a
+    first copy (everything is new), on a run that resumes one that was paused or interrupted
+    (it picks the data up), and on trees under PARTIAL_DIR_FILES files, where it costs little;
+    the nightly re-run of a big tree that completed before goes without.
+    """
+    if resume:
+        return True
+    completed = [run for run in job.runs if run.get("outcome") == "completed"]
+    if not completed:
+        return True
+    files = completed[-1].get("files")
+    return files is None or files < PARTIAL_DIR_FILES
+
+
+def argv(job, settings, resume: bool = False) -> list[str]:
     both_local = not is_remote(job.source) and not is_remote(job.dest)
     args = [
         settings["rsync_path"],
@@ -108,8 +130,9 @@ def argv(job, settings) -> list[str]:
         "--no-h",
         "--outbuf=L",
         "-s",  # protect args: names never reach a remote shell's command line
-        f"--partial-dir={PARTIAL_DIR}",
     ]
+    if keeps_partial(job, resume):
+        args.append(f"--partial-dir={PARTIAL_DIR}")
     if both_local:
         # Local copies imply --whole-file, which throws partial data away: resume needs --no-W.
         args.append("--no-W")
@@ -166,6 +189,7 @@ class Parser:
         self.total_exact: int | None = None
         # The data rsync sent (its --stats "Literal data"), when it got that far.
         self.sent_exact: int | None = None
+        self.files_exact: int | None = None  # files and folders in scope (--stats)
         # What the records prove about the total: low <= total <= high (high None: no bound yet).
         self._low = 0
         self._high: int | None = None
@@ -181,7 +205,7 @@ class Parser:
 
     def feed(self, stream: str, data: bytes) -> tuple[list[Sample], list[str]]:
         text = self._pending[stream] + data.decode("utf-8", "replace")
-        records = re.split(r"[\r\n]", text)
+        records = text.replace("\r", "\n").split("\n")
         tail = records.pop()
         self._pending[stream] = tail
         samples, lines = self._records(stream, records)
@@ -212,28 +236,61 @@ class Parser:
     def _records(self, stream: str, records: list[str]) -> tuple[list[Sample], list[str]]:
         samples: list[Sample] = []
         lines: list[str] = []
+        # rsync prints a record per finished file: 100,000 of them on a tree of small files.
+        # Of a run of records read together only the last one, and the last one that ends a
+        # file (its counter is what a resumed run keeps), change what is shown; matching and
+        # sampling each one cost bkmd a fifth of the transfer's CPU. So a run of records shaped
+        # like progress (rsync right-aligns the counter: a record starts with a space) is
+        # gathered and only those two are parsed; should one of them not parse, every record of
+        # the run is looked at, so that no message is ever taken for progress.
+        run: list[str] = []
         for record in records:
             if record == self._used_early[stream]:
                 self._used_early[stream] = ""
                 continue
-            if not record.strip():
+            if (record[:1] == " " and "%" in record) or (record[:1].isdigit() and PROGRESS.match(record)):
+                run.append(record)  # the latter: a counter as wide as its column (a petabyte)
                 continue
+            if run:
+                self._progress(stream, run, samples, lines)
+                run = []
+            if record.strip():
+                self._message(stream, record, lines)
+        if run:
+            self._progress(stream, run, samples, lines)
+        return samples, lines
+
+    def _progress(self, stream: str, run: list[str], samples: list[Sample], lines: list[str]) -> None:
+        last = PROGRESS.match(run[-1])
+        finished = next((record for record in reversed(run) if "(xf" in record), None)
+        finished_match = PROGRESS.match(finished) if finished is not None else None
+        if last is not None and (finished is None or finished_match is not None):
+            if finished_match is not None and finished is not run[-1]:
+                samples.append(self._sample(finished_match))
+            samples.append(self._sample(last))
+            return
+        for record in run:
             match = PROGRESS.match(record)
             if match:
                 samples.append(self._sample(match))
-                continue
-            total = TOTAL_SIZE.match(record)
-            if total:
-                self.total_exact = _integer(total["n"])
-            literal = LITERAL_DATA.match(record)
-            if literal:
-                self.sent_exact = _integer(literal["n"])
-            line = record.rstrip()
-            level = rank(line, stream)
-            if level is not None and (self.cause is None or level < self.cause[0]):
-                self.cause = (level, line)
-            lines.append(line)
-        return samples, lines
+            else:
+                self._message(stream, record, lines)
+
+    def _message(self, stream: str, record: str, lines: list[str]) -> None:
+        total = TOTAL_SIZE.match(record)
+        if total:
+            self.total_exact = _integer(total["n"])
+        literal = LITERAL_DATA.match(record)
+        if literal:
+            self.sent_exact = _integer(literal["n"])
+        files = FILE_COUNT.match(record)
+        if files:
+            self.files_exact = _integer(files["n"])
+        line = record.rstrip()
+        level = rank(line, stream)
+        if level is not None and (self.cause is None or level < self.cause[0]):
+            self.cause = (level, line)
+        lines.append(line)
 
     def _sample(self, match: re.Match) -> Sample:
         done = _integer(match["bytes"])
