@@ -1,8 +1,15 @@
-"""Budget: `bkm job show` within 8x the wall time of `python3 -S -c pass`, in the same run."""
+"""Budget: `bkm job show` within 6x the wall time of `python3 -S -c pass`, in the same run.
+
+Also printed, as the floor no bkm command can go below: the same interpreter importing click
+(`python -c "import click"`, with site, as the `bkm` script starts). What bkm adds on top of it
+is its own part of the cost.
+"""
 
 import sys
 
 from common import Daemon, environment, exit_code, install, python, quick, report, time_command, tool
+
+BUDGET = 6
 
 
 def main() -> int:
@@ -14,13 +21,17 @@ def main() -> int:
         env = dict(environment(), BKM_HOME=daemon.home)
         runs, warmup = quick((31, 3), (3, 1))
         reference = time_command([python(), "-S", "-c", "pass"], runs=runs, warmup=warmup)
+        floor = time_command([python(), "-c", "import click"], runs=runs, warmup=warmup)
         show = time_command([tool("bkm"), "job", "show", "show-00000"], runs=runs, warmup=warmup, env=env)
         helped = time_command([tool("bkm"), "--help"], runs=runs, warmup=warmup, env=env)
     finally:
         daemon.cleanup()
-    report("bkm job show", show, reference, "python3 -S -c pass", "<= 8", show <= 8 * reference)
+    ok = show <= BUDGET * reference
+    report("bkm job show", show, reference, "python3 -S -c pass", f"<= {BUDGET}", ok)
+    report("the floor, python -c 'import click'", floor, reference, "python3 -S -c pass", "info", True)
+    print(f"bkm's own part of job show (over the floor): {(show - floor) * 1000:.1f} ms")
     report("bkm --help", helped, reference, "python3 -S -c pass", "info", True)
-    return exit_code(show <= 8 * reference)
+    return exit_code(ok)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""Budget: bkmd uses at most 2 % of one core during a throttled transfer watched by 5
-subscribers. The transfer's own rsync processes, measured in the same run, are the reference."""
+"""Budgets: bkmd uses at most 2 % of one core during a throttled transfer watched by 5
+subscribers (the transfer's own rsync processes, measured in the same run, are the reference);
+and the rate that run achieves, what it sent over its duration, is within 5 % of its --bwlimit
+over about 20 s."""
 
 import json
 import os
@@ -103,6 +105,9 @@ def main() -> int:
         daemon.cleanup()
     share = 100 * own / wall
     ok = share <= 2.0
+    limit = LIMIT_KIB * 1024
+    rate = job["last_run"]["bytes"] / job["last_run"]["duration_seconds"]
+    rate_ok = abs(rate / limit - 1) <= 0.05
     print(
         f"throttled transfer ({SIZE // MIB} MiB at {LIMIT_KIB} KiB/s, {wall:.1f} s, status {job['status']}), "
         f"{SUBSCRIBERS} subscribers received {min(counts)}-{max(counts)} events each"
@@ -112,7 +117,12 @@ def main() -> int:
         f"reference, the rsync processes: {children:.2f} s = {100 * children / wall:.2f} %; "
         f"ratio bkmd/rsync {own / children if children else float('nan'):.2f}"
     )
-    return exit_code(ok)
+    print(
+        f"achieved rate: {job['last_run']['bytes']:,} bytes sent in {job['last_run']['duration_seconds']:.2f} s "
+        f"= {rate / 1024:.0f} KiB/s against --bwlimit {LIMIT_KIB} KiB/s: {100 * (rate / limit - 1):+.1f} % "
+        f"(budget within 5 %) {verdict(rate_ok)}"
+    )
+    return exit_code(ok and rate_ok)
 
 
 if __name__ == "__main__":

@@ -132,26 +132,34 @@ class Watchers:
 
 
 def rsync_tree(daemon: Daemon, env: dict, name: str, files: int, size: int, folders: int) -> list[tuple]:
+    """Each round: a new job's first copy against bare rsync into an empty folder, then both
+    again with nothing changed (the nightly run), as a user's new job would see them."""
     source = os.path.join(daemon.home, f"src-{name}")
     make_tree(source, files, size, folders)
     expected = listing(source)
-    bare_dest, job_dest = os.path.join(daemon.home, "bare"), os.path.join(daemon.home, f"job-{name}")
-    create = ["job", "create", name, "--type", "rsync", "--source", source + "/", "--dest", job_dest]
-    checked([tool("bkm"), *create], env=env)
-    commands = {
-        "bare": ["rsync", "-a", source + "/", bare_dest + "/"],
-        "bkm": [tool("bkm"), "job", "start", name, "--wait"],
-    }
-    checked(commands["bkm"], env=env)  # proves the command once, shown; then the warm tree
-    checked(commands["bare"], env=env)
+    bare_dest = os.path.join(daemon.home, "bare")
+    bare = ["rsync", "-a", source + "/", bare_dest + "/"]
+
+    def job(i: int) -> tuple[list[str], str]:
+        """A new job (its first run is a first copy); the command that runs it, its dest."""
+        job_name, dest = f"{name}-{i}", os.path.join(daemon.home, f"job-{name}-{i}")
+        create = ["job", "create", job_name, "--type", "rsync", "--source", source + "/", "--dest", dest]
+        checked([tool("bkm"), *create], env=env, show=i == 0)
+        return [tool("bkm"), "job", "start", job_name, "--wait"], dest
+
+    warm, warm_dest = job(0)
+    checked(warm, env=env)  # proves the command once, shown; and warms the page cache
+    checked(bare, env=env)
+    shutil.rmtree(warm_dest)
     watchers = Watchers(daemon) if name == "100k" else None
     first = {"bare": [], "bkm": []}
     again = {"bare": [], "bkm": []}
     own_cpu, transfer_cpu, idle_kib = [], [], resident_kib(daemon.proc.pid)
     try:
-        for i in range(ROUNDS):
+        for i in range(1, ROUNDS + 1):
             shutil.rmtree(bare_dest)
-            shutil.rmtree(job_dest)
+            start, dest = job(i)
+            commands = {"bare": bare, "bkm": start}
             order = ["bare", "bkm"] if i % 2 else ["bkm", "bare"]
             for which in order:
                 if which == "bkm" and watchers:
@@ -163,14 +171,15 @@ def rsync_tree(daemon: Daemon, env: dict, name: str, files: int, size: int, fold
                     watchers.sampling.clear()
                     own_cpu.append(after[0] - before[0])
                     transfer_cpu.append(after[1] - before[1])
-            for which in order:  # nothing changed since: the nightly no-op
+            for which in order:  # nothing changed since: the nightly run
                 again[which].append(timed(commands[which], env))
-            for copy in (bare_dest, job_dest):
+            for copy in (bare_dest, dest):
                 if listing(copy) != expected:
                     raise SystemExit(f"benchmark stopped: the copy {copy} is not the source")
-            shown = json.loads(checked([tool("bkm"), "job", "show", name, "--json"], env=env, show=False).stdout)
+            shown = json.loads(checked([*start[:2], "show", start[3], "--json"], env=env, show=False).stdout)
             if shown["status"] != "completed" or shown["progress"]["percent"] != 100:
-                raise SystemExit(f"benchmark stopped: job {name} is {shown['status']} at {shown['progress']}")
+                raise SystemExit(f"benchmark stopped: job {start[3]} is {shown['status']} at {shown['progress']}")
+            shutil.rmtree(dest)
     finally:
         if watchers:
             watchers.close()
@@ -188,7 +197,6 @@ def rsync_tree(daemon: Daemon, env: dict, name: str, files: int, size: int, fold
         results.append(("extra", own, transfer, grown, log_size, min(watchers.events), ROUNDS))
     shutil.rmtree(source)
     shutil.rmtree(bare_dest)
-    shutil.rmtree(job_dest)
     return results
 
 
@@ -253,7 +261,7 @@ def main() -> int:
                     print(f"  bkmd resident memory over idle, peak: {grown:+.1f} MiB (budget <= 20 MiB) {verdict(ok)}")
                     ok = log_size <= 64 * 1024
                     verdicts.append(ok)
-                    print(f"  job log after {rounds + 1} runs: {log_size:,} bytes (budget <= 64 KiB) {verdict(ok)}")
+                    print(f"  a job's log after its two runs: {log_size:,} bytes (budget <= 64 KiB) {verdict(ok)}")
                     continue
                 title, bare, bkm, budget, judge = row
                 ratio = bare / bkm

@@ -25,7 +25,7 @@ def program(name: str) -> list[str]:
     if os.path.exists(script):
         return [script]
     if name == "bkm":  # bkm.cli is a package without __main__: call its entry point
-        return [sys.executable, "-c", "import sys; sys.argv[0] = 'bkm'; from bkm.cli import main; sys.exit(main())"]
+        return [sys.executable, "-c", "import sys; sys.argv[0] = 'bkm'; from bkm.cli import run; run()"]
     return [sys.executable, "-m", "bkmd"]
 
 
@@ -107,10 +107,22 @@ class Bkmd:
         )
         Bkmd.started.append(self)
         if wait:
-            wait_for(lambda: self.proc.poll() is not None or can_connect(self.socket), 15, what="bkmd socket")
+            wait_for(lambda: self.proc.poll() is not None or self._answers(), 15, what="bkmd socket")
             if self.proc.poll() is not None:
                 raise AssertionError(f"bkmd exited {self.proc.returncode}: {self.stderr()}")
         return self
+
+    def _answers(self) -> bool:
+        """Whether this bkmd answers on the socket. Not just any connect: right after a kill -9,
+        a child the dead bkmd forked but had not yet turned into rsync still holds its listening
+        socket for a moment, and the kernel accepts connections on it that nobody will answer."""
+        if not can_connect(self.socket):
+            return False
+        try:
+            with RawClient(self.socket, timeout=0.5) as client:
+                return client.call("daemon.status")["pid"] == self.proc.pid
+        except (OSError, ValueError, KeyError, TypeError, AssertionError):
+            return False
 
     def stderr(self) -> str:
         with open(self.stderr_path, "rb") as f:

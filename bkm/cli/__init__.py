@@ -118,3 +118,29 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_broken_pipe()
         return 0
+
+
+def run() -> None:
+    """The `bkm` command: main(), then straight out with its exit status.
+
+    When a command returns, nothing is left to clean up (output is flushed here, the kernel
+    closes the socket), and the interpreter's own teardown of the modules click brings took
+    10 ms, a sixth of a short command's time (issue 11). main() stays importable for callers
+    that go on living.
+    """
+    try:
+        code = main()
+    except SystemExit as e:  # sys.exit(N) from a command, as sys.exit would treat it
+        code = e.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code)
+
