@@ -91,9 +91,18 @@ def ago(stamp: str | None, now: float | None = None) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    from tabulate import tabulate
-
-    return tabulate(list(rows), headers=list(headers), tablefmt="plain", disable_numparse=True)
+    """Columns left-aligned, two spaces apart, each at least its header and two more wide
+    (tabulate's "plain" format, which this replaces: its guessing of each cell's type took
+    0.9 s of a 10,000-job `bkm job list`). Cells are stripped; None is empty."""
+    cells = [["" if cell is None else str(cell).strip() for cell in row] for row in rows]
+    names = [str(header) for header in headers]
+    widths = [len(name) + 2 for name in names]
+    for row in cells:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    lines = [names, *cells]  # a short row ends early: its last columns are empty
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip() for line in lines)
 
 
 def fields(pairs: Iterable[tuple[str, object]]) -> str:

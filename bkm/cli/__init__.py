@@ -143,4 +143,3 @@ def run() -> None:
     except BrokenPipeError:
         pass
     os._exit(code)
-

@@ -35,8 +35,8 @@ class Job:
     owner: dict | None = None
     # Why a queued job waits ("waiting for photos: same destination"), else None.
     waiting: str | None = None
-    # This job's store line and what it was made from (see stored_line).
-    _stored: tuple | None = field(default=None, repr=False, compare=False)
+    # This job's store line, until a field changes (see __setattr__ and stored_line).
+    _stored: str | None = field(default=None, repr=False, compare=False)
 
     def __getattr__(self, name: str):
         # Only called for names that are not attributes: the job's fields.
@@ -74,16 +74,19 @@ class Job:
         record["owner"] = self.owner
         return record
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # Every change replaces a field's value (bkmd never changes a job's dict or list in
+        # place), so any assignment is what makes the store line stale: checking 10,000 jobs'
+        # fields at every save instead cost a single create 30 ms.
+        object.__setattr__(self, name, value)
+        if name != "_stored":
+            object.__setattr__(self, "_stored", None)
+
     def stored_line(self, make: Callable[[dict], str]) -> str:
-        """The job's line in the store, made again only when the job changed. Every change
-        replaces a field's value (bkmd never changes a job's dict or list in place), so the
-        same objects mean the same line; they are held here, so none can be reused meanwhile."""
-        key = (self.spec, self.progress, self.last_run, self.runs, self.owner)
-        plain = (self.rev, self.status, self.updated_at, self.waiting)
-        cached = self._stored
-        if cached is None or cached[1] != plain or any(a is not b for a, b in zip(cached[0], key, strict=True)):
-            cached = self._stored = (key, plain, make(self.record()))
-        return cached[2]
+        """The job's line in the store, made again only when a field was assigned since."""
+        if self._stored is None:
+            object.__setattr__(self, "_stored", make(self.record()))
+        return self._stored
 
     @classmethod
     def from_record(cls, record: dict) -> Job:

@@ -150,3 +150,11 @@ def test_a_scanning_row_keeps_the_columns_of_the_others():
     # The bytes and speed columns end where the known row's do.
     assert known.index("MiB/27.0 MiB") + len("MiB/27.0 MiB") == scanning.index("so far") + len("so far")
     assert known.index("2.0 MiB/s") == scanning.index("2.0 MiB/s")
+
+
+def test_table_is_plain_columns_two_spaces_apart_each_at_least_its_header_and_two_wide():
+    rows = [["a", "bb", None, "x y"], ["ccc", "d", "e  ", ""], ["  lead", "", "z", "q"]]
+    assert render.table(["H1", "HEADER2", "H3", "H4"], rows) == (
+        "H1    HEADER2    H3    H4\na     bb               x y\nccc   d          e\nlead             z     q"
+    )
+    assert render.table(["A", "B"], []) == "A    B"
