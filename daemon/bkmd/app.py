@@ -129,4 +129,8 @@ class Daemon:
 
     async def stop(self) -> None:
         await self.runs.stop_all()
-        self.save_in_background()
+        # Whole, so that a stopped bkmd leaves jobs.yaml complete, to read or edit by hand.
+        try:
+            self.jobs.save(whole=True)
+        except OSError as e:
+            log.error("could not save %s: %s", e.filename or self.paths.store, e.strerror or e)

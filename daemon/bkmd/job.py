@@ -37,6 +37,8 @@ class Job:
     waiting: str | None = None
     # This job's store line, until a field changes (see __setattr__ and stored_line).
     _stored: str | None = field(default=None, repr=False, compare=False)
+    # Where the ids of changed jobs are collected for the next save (Jobs.dirty), once added.
+    _sink: set | None = field(default=None, repr=False, compare=False)
 
     def __getattr__(self, name: str):
         # Only called for names that are not attributes: the job's fields.
@@ -79,8 +81,15 @@ class Job:
         # place), so any assignment is what makes the store line stale: checking 10,000 jobs'
         # fields at every save instead cost a single create 30 ms.
         object.__setattr__(self, name, value)
-        if name != "_stored":
-            object.__setattr__(self, "_stored", None)
+        if name == "_stored" or name == "_sink":
+            return
+        object.__setattr__(self, "_stored", None)
+        try:
+            sink = Job._sink.__get__(self, Job)  # unset while __init__ runs
+        except AttributeError:
+            return
+        if sink is not None:
+            sink.add(self.id)
 
     def stored_line(self, make: Callable[[dict], str]) -> str:
         """The job's line in the store, made again only when a field was assigned since."""

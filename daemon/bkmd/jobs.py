@@ -33,6 +33,11 @@ class Jobs:
         self.publish = publish
         self.by_id: dict[str, Job] = {}
         self.by_name: dict[str, Job] = {}
+        # What changed since the last save: ids of jobs assigned to (see Job.__setattr__) and
+        # of jobs removed. A save of a few goes to the journal, else the store is written whole.
+        self.dirty: set[str] = set()
+        self.deleted: set[str] = set()
+        self.journal = store.Journal(store_path)
         for record in records:
             job = Job.from_record(record)
             if job.owner is None:  # written before jobs had owners
@@ -43,16 +48,26 @@ class Jobs:
         # was written by hand (bkmd's own records have "rev"): its filled-in id and times must
         # reach the store, or the next start would make new ones.
         self.unsaved = any("rev" not in record for record in records)
+        self.dirty.clear()
+        if store.journal_continues(store_path):
+            self.unsaved = True  # its changes were loaded: the store is written whole at start
+        elif not self.unsaved:
+            self.journal.stamp = store.store_stamp(store_path)  # saves go on from the store as read
         self.on_status: list[Callable[[Job], None]] = []  # told of every status change that stays
         self.on_deleted: list[Callable[[Job], None]] = []  # told once a deletion is saved
 
     def _add(self, job: Job) -> None:
         self.by_id[job.id] = job
         self.by_name[job.name] = job
+        job._sink = self.dirty
+        self.dirty.add(job.id)
+        self.deleted.discard(job.id)
 
     def _remove(self, job: Job) -> None:
         del self.by_id[job.id]
         del self.by_name[job.name]
+        self.dirty.discard(job.id)
+        self.deleted.add(job.id)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -108,6 +123,8 @@ class Jobs:
         if not model.may_change(cause, job.status, status):
             log.error("internal error: %s cannot turn job %r from %s into %s", cause, job.name, job.status, status)
             raise ImpossibleTransition(f"{cause}: {job.status} -> {status}")
+        if change is not None:
+            self._clean_on_undo(change, job.id)
         before = (job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs, job.waiting)
         job.status = status
         if status != model.QUEUED:
@@ -122,6 +139,19 @@ class Jobs:
         change.jobs_changed = True
         change.on_undo(lambda: self._restore(job, before))
         change.after_save(lambda: self._settled(job, True))
+
+    def _clean_on_undo(self, change: Change, job_id: str) -> None:
+        """Undone, a change leaves the job as it was, so also as unsaved or not as it was: a
+        job put back as it is on disk is not written again (after a failed save, the next
+        save carries only what changed since). Registered first, so it runs last."""
+        was = (job_id in self.dirty, job_id in self.deleted)
+
+        def clean() -> None:
+            for known, ids in zip(was, (self.dirty, self.deleted), strict=True):
+                if not known:
+                    ids.discard(job_id)
+
+        change.on_undo(clean)
 
     def _restore(self, job: Job, before: tuple) -> None:
         if not model.may_change("undo", job.status, before[0]):
@@ -162,6 +192,7 @@ class Jobs:
         )
         self.rev += 1
         job.rev = self.rev
+        self._clean_on_undo(change, job.id)
         self._add(job)
         change.jobs_changed = True
         change.on_undo(lambda: self._remove(job))
@@ -173,6 +204,7 @@ class Jobs:
         if new_name is not None and new_name != job.name and new_name in self.by_name:
             raise Conflict(f"a job named {new_name!r} already exists", {"name": new_name})
         before = (dict(job.spec), job.updated_at, job.rev)
+        self._clean_on_undo(change, job.id)
 
         def undo() -> None:
             del self.by_name[job.name]
@@ -190,6 +222,7 @@ class Jobs:
 
     def delete(self, job: Job, change: Change) -> None:
         self.check("delete", job)
+        self._clean_on_undo(change, job.id)
         self._remove(job)
         change.jobs_changed = True
         change.on_undo(lambda: self._add(job))
@@ -200,7 +233,19 @@ class Jobs:
 
     # -- saving -------------------------------------------------------------------------------
 
-    def save(self) -> None:
-        """Write every job as memory holds it now (raises OSError; the caller decides)."""
-        store.save_job_lines(self.store_path, [job.stored_line(store.job_line) for job in self.by_id.values()])
+    def save(self, whole: bool = False) -> None:
+        """Save every job as memory holds it now (raises OSError; the caller decides): the
+        jobs changed since the last save appended to the journal when they are few, else (or
+        ``whole``) the whole store written afresh, which ends the journal."""
+        changed = [self.by_id[job_id] for job_id in self.dirty if job_id in self.by_id]
+        gone = [job_id for job_id in self.deleted if job_id not in self.by_id]
+        if whole and not (self.unsaved or changed or gone or self.journal.size):
+            return  # the store on disk is whole and current
+        if not whole and self.journal.takes(len(changed) + len(gone)):
+            self.journal.append([job.record() for job in changed], gone)
+        else:
+            store.save_job_lines(self.store_path, [job.stored_line(store.job_line) for job in self.by_id.values()])
+            self.journal.started()
+        self.dirty.clear()
+        self.deleted.clear()
         self.unsaved = False

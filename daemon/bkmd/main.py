@@ -136,7 +136,9 @@ def prepare(paths: bkm_paths.Paths):
     except OSError as e:
         raise StartupError(f"cannot lock the store: {paths.lock}: {e.strerror}") from None
     try:
-        records = store.load_jobs(paths.store)
+        records, _, warning = store.apply_journal(paths.store, store.load_jobs(paths.store))
+        if warning:
+            log.warning("%s", warning)
         settings = Settings(paths.settings, store.read_settings(paths.settings))
     except store.StoreError as e:
         held.release()

@@ -319,7 +319,20 @@ def test_a_store_write_over_the_file_size_limit_is_refused_and_bkmd_keeps_servin
     try:
         with open(store_path, "rb") as f:
             before = f.read()
-        out = bkm(home, "job", "create", "during", "--type", "rsync", "--source", data_dir, "--dest", f"{home}/d2")
+        # A job bigger than the whole store does not fit in its journal either (jobs.yaml.journal).
+        out = bkm(
+            home,
+            "job",
+            "create",
+            "during",
+            "--type",
+            "rsync",
+            "--source",
+            data_dir,
+            "--dest",
+            f"{home}/d2",
+            *(f"--exclude={p}" for p in patterns + ["y" * 480] * 10),
+        )
         assert out.returncode == 1 and "could not save" in out.stderr, out.stderr
         assert os.strerror(errno.EFBIG) in out.stderr and "Traceback" not in out.stderr
         # A start that cannot be saved does not happen: no transfer, the job as it was.
@@ -337,14 +350,15 @@ def test_a_store_write_over_the_file_size_limit_is_refused_and_bkmd_keeps_servin
         assert [n for n in os.listdir(home) if n.startswith(".jobs.yaml")] == []
         # Still serving, what it serves is what is on disk, and a change that fits is saved.
         assert [j["name"] for j in json.loads(bkm(home, "job", "list", "--json").stdout)] == ["before"]
-        edited = bkm(home, "job", "edit", "before", "--bwlimit", "7")
-        assert edited.returncode == 0, edited.stderr
+        small = bkm(home, "job", "create", "small", "--type", "rsync", "--source", data_dir, "--dest", f"{home}/d3")
+        assert small.returncode == 0, small.stderr
         assert "could not save" in daemon.stderr()  # bkmd said so in its own log too
     finally:
         daemon.stop()
     daemon = Bkmd(home).start()
     try:
-        assert [(j["name"], j["bwlimit"], j["excludes"]) for j in daemon.call("job.list")] == [("before", 7, patterns)]
+        listed = [(j["name"], j["excludes"]) for j in daemon.call("job.list")]
+        assert sorted(listed) == [("before", patterns), ("small", [])]
     finally:
         daemon.stop()
 
@@ -404,11 +418,20 @@ def test_disk_full_during_a_write(small_disk, data_dir):
 
 
 def test_last_good_generation_is_kept(bkmd, data_dir):
-    bkm(bkmd.home, "job", "create", "one", "--type", "rsync", "--source", data_dir, "--dest", "/tmp/x")
-    bkm(bkmd.home, "job", "create", "two", "--type", "rsync", "--source", data_dir, "--dest", "/tmp/x")
+    """Each time bkmd writes the store whole (the first job; then at stop, or when its journal
+    is full) the file it replaces stays as jobs.yaml.bak. In between, changes go to the journal,
+    and a stopped bkmd leaves jobs.yaml complete and no journal."""
     from bkmd import store
 
-    assert [j["name"] for j in store.load_jobs(os.path.join(bkmd.home, "jobs.yaml.bak"))] == ["one"]
+    bkm(bkmd.home, "job", "create", "one", "--type", "rsync", "--source", data_dir, "--dest", "/tmp/x")
+    bkm(bkmd.home, "job", "create", "two", "--type", "rsync", "--source", data_dir, "--dest", "/tmp/x")
+    store_path = os.path.join(bkmd.home, "jobs.yaml")
+    assert [j["name"] for j in store.load_jobs(store_path)] == ["one"]
+    assert os.path.getsize(store_path + ".journal") > 0
+    assert bkmd.stop() == 0
+    assert [j["name"] for j in store.load_jobs(store_path)] == ["one", "two"]
+    assert [j["name"] for j in store.load_jobs(store_path + ".bak")] == ["one"]
+    assert not os.path.exists(store_path + ".journal")
 
 
 def test_another_user_cannot_reach_the_socket(bkmd, data_dir):

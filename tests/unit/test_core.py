@@ -17,7 +17,7 @@ import pytest
 from bkmd import access, methods, store
 from bkmd.app import Daemon
 from bkmd.change import Change
-from bkmd.jobs import ImpossibleTransition
+from bkmd.jobs import ImpossibleTransition, Jobs
 from bkmd.rpc import Dispatcher
 from bkmd.settings import Settings
 from helpers import short_tempdir
@@ -54,23 +54,25 @@ class FakeTransfer:
 
 
 class Saves:
-    """Makes the next ``count`` writes of jobs.yaml (those ``when`` accepts) fail with ENOSPC."""
+    """Makes the next ``count`` saves of the jobs (those ``when`` accepts, given every job's
+    record as the save would leave the store) fail with ENOSPC, before anything is written:
+    to the journal or the whole store alike."""
 
     def __init__(self, monkeypatch) -> None:
         self.failing = 0
         self.failed = 0
         self.when = None
-        real = store.save_job_lines
+        real = Jobs.save
 
-        def save_job_lines(path, lines):
-            records = [json.loads(line[2:]) for line in lines]
+        def save(jobs):
+            records = [job.record() for job in jobs.by_id.values()]
             if self.failing and (self.when is None or self.when(records)):
                 self.failing -= 1
                 self.failed += 1
-                raise OSError(errno.ENOSPC, "No space left on device", path)
-            real(path, lines)
+                raise OSError(errno.ENOSPC, "No space left on device", jobs.store_path)
+            real(jobs)
 
-        monkeypatch.setattr(store, "save_job_lines", save_job_lines)
+        monkeypatch.setattr(Jobs, "save", save)
 
     def fail(self, count: int = 1, when=None) -> None:
         self.failing, self.when = count, when
@@ -129,7 +131,8 @@ class Harness:
         )
 
     def on_disk(self) -> dict[str, str]:
-        return {record["name"]: record["status"] for record in store.load_jobs(self.paths.store)}
+        records, _, _ = store.apply_journal(self.paths.store, store.load_jobs(self.paths.store))
+        return {record["name"]: record["status"] for record in records}
 
     def transfer_of(self, name: str) -> FakeTransfer:
         return self.daemon.runs.active[self.daemon.jobs.by_name[name].id].transfer

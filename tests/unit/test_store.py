@@ -265,3 +265,132 @@ def test_a_jobs_stored_line_is_made_again_exactly_when_the_job_changed():
     job.status = "queued"
     assert '"status": "queued"' in job.stored_line(make)
     assert json.loads(job.stored_line(make)[2:]) == job.record()
+
+
+# -- the journal ----------------------------------------------------------------------------------
+
+
+def _jobs_at(folder: str, count: int = 3):
+    """A Jobs over a store of ``count`` jobs written whole, as bkmd leaves it after loading."""
+    from bkmd.jobs import Jobs
+    from helpers import job_record
+
+    path = os.path.join(folder, "jobs.yaml")
+    store.save_jobs(path, [job_record(name=f"j{i}", id=f"{i:032x}", rev=i + 1) for i in range(count)])
+    jobs = Jobs(path, store.load_jobs(path), lambda *a: None, {"uid": 0, "user": "root", "gid": 0})
+    return path, jobs
+
+
+def _loaded(path: str) -> dict[str, dict]:
+    records, _, warning = store.apply_journal(path, store.load_jobs(path))
+    assert warning is None
+    return {record["name"]: record for record in records}
+
+
+def test_a_save_of_a_few_jobs_appends_them_to_the_journal_and_loading_applies_it(tmp_path):
+    path, jobs = _jobs_at(str(tmp_path))
+    with open(path, "rb") as f:
+        whole = f.read()
+    jobs.by_name["j1"].status = "completed"
+    jobs.save()
+    with open(path, "rb") as f:
+        assert f.read() == whole  # the store itself is not written
+    assert os.path.getsize(path + ".journal") > 0
+    assert _loaded(path)["j1"]["status"] == "completed" and _loaded(path)["j0"]["status"] == "pending"
+    jobs._remove(jobs.by_name["j2"])
+    jobs.save()
+    assert sorted(_loaded(path)) == ["j0", "j1"]
+    # Written whole, the store has it all and the journal is gone.
+    jobs.save(whole=True)
+    assert not os.path.exists(path + ".journal")
+    assert sorted(r["name"] for r in store.load_jobs(path)) == ["j0", "j1"]
+
+
+def test_a_save_cut_short_counts_for_nothing(tmp_path):
+    path, jobs = _jobs_at(str(tmp_path))
+    jobs.by_name["j0"].status = "completed"
+    jobs.save()
+    size = os.path.getsize(path + ".journal")
+    jobs.by_name["j1"].status = "failed"
+    jobs.by_name["j2"].status = "failed"
+    jobs.save()
+    with open(path + ".journal", "rb") as f:
+        data = f.read()
+    for cut in (size + 10, len(data) - len(b'{"commit": 1}\n'), len(data) - 1):
+        with open(path + ".journal", "wb") as f:
+            f.write(data[:cut])  # the second save torn at the end or in the middle: a crash
+        loaded = _loaded(path)
+        assert [loaded[n]["status"] for n in ("j0", "j1", "j2")] == ["completed", "pending", "pending"]
+
+
+def test_a_journal_of_another_generation_of_the_store_is_ignored(tmp_path):
+    path, jobs = _jobs_at(str(tmp_path))
+    jobs.by_name["j0"].status = "completed"
+    jobs.save()
+    with open(path, "a") as f:
+        f.write("# edited by hand\n")  # the store changed under the journal (bkmd stopped)
+    records, applied, warning = store.apply_journal(path, store.load_jobs(path))
+    assert not applied and "does not continue" in warning
+    assert {r["name"]: r["status"] for r in records}["j0"] == "pending"
+
+
+def test_a_failed_append_is_cut_off_and_the_next_save_carries_only_what_changed(tmp_path, monkeypatch):
+    from bkmd.change import Change
+
+    path, jobs = _jobs_at(str(tmp_path))
+    jobs.by_name["j0"].status = "completed"
+    jobs.save()
+    size = os.path.getsize(path + ".journal")
+    change = Change()
+    jobs.set_status(jobs.by_name["j1"], "start", "running", change)
+    real_write = os.write
+
+    def short_then_full(fd, data):  # half the save reaches the disk, then the disk is full
+        if len(data) > 20:
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", short_then_full)
+    with pytest.raises(OSError):
+        jobs.save()
+    monkeypatch.setattr(os, "write", real_write)
+    change.undo()
+    assert os.path.getsize(path + ".journal") == size  # cut back to the last whole save
+    assert jobs.dirty == set()  # j1 is back as it is on disk: nothing to write again
+    jobs.by_name["j2"].status = "failed"
+    jobs.save()
+    loaded = _loaded(path)
+    assert [loaded[n]["status"] for n in ("j0", "j1", "j2")] == ["completed", "pending", "failed"]
+
+
+def test_many_changes_or_a_full_journal_write_the_store_whole(tmp_path, monkeypatch):
+    path, jobs = _jobs_at(str(tmp_path), count=5)
+    monkeypatch.setattr(store, "JOURNAL_MAX_ENTRIES", 3)
+    for name in ("j0", "j1", "j2", "j3"):
+        jobs.by_name[name].status = "completed"
+    jobs.save()  # four changes: more than a journal save takes
+    assert not os.path.exists(path + ".journal")
+    assert sum(r["status"] == "completed" for r in store.load_jobs(path)) == 4
+    monkeypatch.setattr(store, "JOURNAL_MAX_BYTES", 1)
+    jobs.by_name["j4"].status = "completed"
+    jobs.save()  # the first save after a whole write starts the journal
+    assert os.path.exists(path + ".journal")
+    jobs.by_name["j4"].status = "failed"
+    jobs.save()  # the journal is "full": written whole again
+    assert not os.path.exists(path + ".journal")
+    assert {r["name"]: r["status"] for r in store.load_jobs(path)}["j4"] == "failed"
+
+
+def test_bkmd_loads_a_journal_left_by_a_crash_and_writes_the_store_whole(tmp_path):
+    from bkmd.jobs import Jobs
+
+    path, jobs = _jobs_at(str(tmp_path))
+    jobs.by_name["j1"].status = "completed"
+    jobs.save()  # then bkmd dies: the change is only in the journal
+    records, applied, _ = store.apply_journal(path, store.load_jobs(path))
+    again = Jobs(path, records, lambda *a: None, {"uid": 0, "user": "root", "gid": 0})
+    assert applied and again.unsaved  # its first save writes the store whole, ending the journal
+    again.save()
+    assert not os.path.exists(path + ".journal")
+    assert {r["name"]: r["status"] for r in store.load_jobs(path)}["j1"] == "completed"
