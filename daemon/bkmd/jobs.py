@@ -52,7 +52,7 @@ class Jobs:
         if store.journal_continues(store_path):
             self.unsaved = True  # its changes were loaded: the store is written whole at start
         elif not self.unsaved:
-            self.journal.stamp = store.store_stamp(store_path)  # saves go on from the store as read
+            self.journal.generation = store.store_generation(store_path)  # saves go on from it
         self.on_status: list[Callable[[Job], None]] = []  # told of every status change that stays
         self.on_deleted: list[Callable[[Job], None]] = []  # told once a deletion is saved
 
@@ -244,8 +244,10 @@ class Jobs:
         if not whole and self.journal.takes(len(changed) + len(gone)):
             self.journal.append([job.record() for job in changed], gone)
         else:
-            store.save_job_lines(self.store_path, [job.stored_line(store.job_line) for job in self.by_id.values()])
-            self.journal.started()
+            generation = uuid.uuid4().hex
+            lines = [job.stored_line(store.job_line) for job in self.by_id.values()]
+            store.save_job_lines(self.store_path, lines, generation)
+            self.journal.started(generation)
         self.dirty.clear()
         self.deleted.clear()
         self.unsaved = False

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -247,8 +248,11 @@ def job_line(record: dict) -> str:
     return _YAML_UNSAFE.sub(_escape_unsafe, line)
 
 
-def dump_lines(lines: list[str]) -> bytes:
-    head = [HEADER, f"version: {STORE_VERSION}\n", "jobs:\n" if lines else "jobs: []\n"]
+def dump_lines(lines: list[str], generation: str | None = None) -> bytes:
+    head = [HEADER]
+    if generation is not None:
+        head.append(f"{GENERATION}{generation}\n")
+    head += [f"version: {STORE_VERSION}\n", "jobs:\n" if lines else "jobs: []\n"]
     return "".join(head + lines).encode("utf-8", "surrogatepass")
 
 
@@ -256,10 +260,11 @@ def dump_jobs(records: Iterable[dict]) -> bytes:
     return dump_lines([job_line(record) for record in records])
 
 
-def save_job_lines(path: str, lines: list[str]) -> None:
+def save_job_lines(path: str, lines: list[str], generation: str | None = None) -> None:
     """Write the store from jobs already turned into lines (bkmd keeps each job's line until
-    the job changes: a 10,000-job store is then written without serialising 10,000 jobs)."""
-    atomic_write(path, dump_lines(lines), backup=path + ".bak")
+    the job changes: a 10,000-job store is then written without serialising 10,000 jobs).
+    ``generation``: this whole write's id, which a journal continuing it names (see below)."""
+    atomic_write(path, dump_lines(lines, generation), backup=path + ".bak")
 
 
 def save_jobs(path: str, records: Iterable[dict]) -> None:
@@ -335,13 +340,16 @@ def save_settings(path: str, values: dict[str, Any], unknown: dict[str, Any] | N
 # -- the journal ------------------------------------------------------------------------------
 #
 # Rewriting the whole store for every change costs a create 35 ms at 10,000 jobs (5 MB, an
-# fsync). Between full writes, a save appends just the jobs that changed to jobs.yaml.journal
-# (one write, one fsync), and loading applies it. It belongs to one generation of the store:
-# its first line names the store file it continues (inode, size, mtime), so a journal left
-# beside a store that was since rewritten, restored or edited by hand is ignored, never
-# applied over newer data. Each save's entries end with a commit line; a save torn by a crash
-# or a full disk (no commit line) is not applied, and a failed append is cut off again.
+# fsync). Between whole writes, a save appends just the jobs that changed to
+# jobs.yaml.journal (one write, one fsync), and loading applies it. A journal continues one
+# whole write of the store: each whole write gets a random generation id (a comment line in
+# jobs.yaml, which copies, restores and hand edits keep), and the journal's first line names
+# it. A journal that names another generation is never applied over the store, nor written
+# over: it is moved aside, with a warning. Each save's entries end with a commit line; a save
+# torn by a crash or a full disk (no commit line, or bytes that do not decode) is not applied,
+# nor anything after it, and a failed append is cut off again.
 
+GENERATION = "# generation: "
 JOURNAL_MAX_BYTES = 1 << 20  # then the next save writes the store whole, and starts afresh
 JOURNAL_MAX_ENTRIES = 200  # a save changing more jobs writes the store whole
 
@@ -350,46 +358,67 @@ def journal_path(store_path: str) -> str:
     return store_path + ".journal"
 
 
-def store_stamp(path: str) -> list[int] | None:
+def store_generation(path: str) -> str | None:
+    """The generation id in the store's head, None without one (or without a store)."""
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
+        with open(path, "rb") as f:
+            head = f.read(512).split(b"\n")[:3]
+    except OSError:
         return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
+    for line in head:
+        text = line.decode("ascii", "replace")
+        if text.startswith(GENERATION) and len(text) > len(GENERATION):
+            return text[len(GENERATION) :].strip()
+    return None
+
+
+def _journal_head(path: str) -> object:
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.readline().decode("utf-8") or "null")
+    except (FileNotFoundError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+
+
+def _continues(head: object, store_path: str) -> bool:
+    generation = store_generation(store_path)
+    if generation is None or not isinstance(head, dict):
+        return False
+    return head.get("journal") == 1 and head.get("store") == generation
 
 
 def journal_continues(store_path: str) -> bool:
     """Whether a journal continues the store as it is now (its changes were loaded with it)."""
-    try:
-        with open(journal_path(store_path), "rb") as f:
-            head = json.loads(f.readline() or b"null")
-    except (FileNotFoundError, ValueError):
-        return False
-    return isinstance(head, dict) and head.get("journal") == 1 and head.get("store") == store_stamp(store_path)
+    return _continues(_journal_head(journal_path(store_path)), store_path)
 
 
 def read_journal(store_path: str) -> tuple[list[dict], list[str], str | None]:
     """(job records, ids deleted) of every committed save in the journal that continues the
-    store as it is now, in order; and a warning when a journal was there but not used."""
+    store as it is now, in order; and a warning when a journal was there but not used (it is
+    moved aside then, so that nothing writes over it)."""
     path = journal_path(store_path)
     try:
         with open(path, "rb") as f:
-            text = f.read().decode("utf-8", "surrogatepass")
+            data = f.read()
     except FileNotFoundError:
         return [], [], None
-    lines = text.split("\n")
-    try:
-        head = json.loads(lines[0])
-    except ValueError:
-        head = None
-    if not isinstance(head, dict) or head.get("journal") != 1 or head.get("store") != store_stamp(store_path):
-        return [], [], f"{path} does not continue {store_path} as it is now: ignored"
+    except OSError as e:
+        raise StoreError(path, f"cannot read: {e.strerror or e}") from None
+    lines = data.split(b"\n")
+    head = _journal_head(path)
+    if not _continues(head, store_path):
+        aside = f"{path}.ignored-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        try:
+            os.replace(path, aside)
+        except OSError as e:
+            raise StoreError(path, f"does not continue {store_path} and cannot be moved aside: {e.strerror}") from None
+        return [], [], f"{path} does not continue {store_path} as it is now: not applied, moved to {aside}"
     records: dict[str, dict] = {}
     deleted: list[str] = []
     pending: list[dict] = []
     for line in lines[1:-1]:  # the last piece follows the last newline: empty, or cut short
         try:
-            entry = json.loads(line, parse_constant=_reject_constant)
+            entry = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
         except ValueError:
             break  # a save cut short: neither it nor anything after it counts
         if not isinstance(entry, dict):
@@ -427,33 +456,36 @@ def apply_journal(store_path: str, records: list[dict]) -> tuple[list[dict], boo
         by_id[record["id"]] = record
     for job_id in deleted:
         by_id.pop(job_id, None)
-    merged = list(by_id.values())
-    checked = [_check_job(journal_path(store_path), i, None, job) for i, job in enumerate(merged, 1)]
-    return checked, True, warning
+    path = journal_path(store_path)
+    merged = [_check_job(path, i, None, job) for i, job in enumerate(by_id.values(), 1)]
+    names = [job["name"] for job in merged]
+    if len(set(names)) != len(names):
+        raise StoreError(path, "applied to the store, it gives two jobs the same name")
+    return merged, True, warning
 
 
 class Journal:
-    """Appends saves to the journal of the store generation ``stamp`` (see above)."""
+    """Appends saves to the journal of the store generation ``generation`` (see above)."""
 
     def __init__(self, store_path: str) -> None:
         self.path = journal_path(store_path)
         self.store_path = store_path
-        self.stamp: list[int] | None = None  # the store this journal continues; None: write it whole
+        self.generation: str | None = None  # the whole write it continues; None: write whole
         self.size = 0
 
-    def started(self) -> None:
-        """The store was just written whole: a journal from now on continues this file."""
-        self.stamp = store_stamp(self.store_path)
+    def started(self, generation: str) -> None:
+        """The store was just written whole as ``generation``: a journal continues it now."""
+        self.generation = generation
         self.size = 0
         try:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
-        except OSError as e:  # harmless: it names the previous generation and will be ignored
+        except OSError as e:  # harmless: it names the previous generation, and will be set aside
             logging.getLogger("bkmd.store").warning("could not remove %s: %s", self.path, e.strerror or e)
 
     def takes(self, entries: int) -> bool:
-        return self.stamp is not None and 0 < entries <= JOURNAL_MAX_ENTRIES and self.size < JOURNAL_MAX_BYTES
+        return self.generation is not None and 0 < entries <= JOURNAL_MAX_ENTRIES and self.size < JOURNAL_MAX_BYTES
 
     def append(self, records: list[dict], deleted: list[str]) -> None:
         """One save: written and flushed, or (OSError) cut off again so that none of it counts."""
@@ -463,7 +495,7 @@ class Journal:
         data = ("\n".join(body) + "\n").encode("utf-8", "surrogatepass")
         new = self.size == 0
         if new:
-            data = (json.dumps({"journal": 1, "store": self.stamp}) + "\n").encode() + data
+            data = (json.dumps({"journal": 1, "store": self.generation}) + "\n").encode() + data
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if new else 0), 0o600)
         try:
             try:
@@ -474,8 +506,9 @@ class Journal:
             except OSError:
                 try:
                     os.ftruncate(fd, self.size)
+                    os.fsync(fd)
                 except OSError:
-                    self.stamp = None  # a torn save may stay: the next save writes the store whole
+                    self.generation = None  # what is left may count: the next save writes the store whole
                 raise
         finally:
             os.close(fd)

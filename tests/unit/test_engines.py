@@ -68,33 +68,19 @@ def test_rsync_argv_ends_options_before_the_paths():
         "--no-h",
         "--outbuf=L",
         "--partial-dir=.rsync-partial",
-        "--no-W",
         "--bwlimit=500",
         "-s",
     ):
         assert flag in args
+    # Local copies go --whole-file (rsync's default there), except a resumed run, which
+    # builds on the partial data the interrupted one kept.
+    assert "--no-W" not in args
+    assert "--no-W" in rsync.argv(job(), SETTINGS, resume=True)
     # Incremental recursion stays on (issue 11: --no-inc-recursive made 20,000 small files 2.4x
     # slower); the parser says when the total is known instead (test_progress.py).
     assert not any("inc-recursive" in a for a in args)
     # An exclude is always glued to its option: it can never become an option of its own.
     assert "--exclude=--rsh=evil" in args and "--rsh=evil" not in args
-
-
-def test_rsync_keeps_partial_data_where_it_pays():
-    """--partial-dir makes rsync look for partial data of every file (a no-op run of 100,000
-    files took 1.45x as long): kept on first copies, resumes and small trees only."""
-
-    def partial(runs, resume=False):
-        return "--partial-dir=.rsync-partial" in rsync.argv(job(runs=runs), SETTINGS, resume)
-
-    big, small = dict(outcome="completed", files=100_201), dict(outcome="completed", files=19_999)
-    assert partial([])  # a first copy: every file is new, a big one is worth resuming
-    assert partial([dict(outcome="failed", files=None)])  # never completed yet
-    assert not partial([big])  # the nightly re-run of a big tree
-    assert partial([big], resume=True)  # picks up what the paused run kept
-    assert partial([big, small])  # the last completed run is what counts
-    assert partial([dict(outcome="completed")])  # a record from before files were counted
-    assert not partial([big, dict(outcome="failed", files=None)])
 
 
 def test_rsync_stats_count_the_files_in_scope():

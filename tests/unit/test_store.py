@@ -275,9 +275,12 @@ def _jobs_at(folder: str, count: int = 3):
     from bkmd.jobs import Jobs
     from helpers import job_record
 
+    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "jobs.yaml")
     store.save_jobs(path, [job_record(name=f"j{i}", id=f"{i:032x}", rev=i + 1) for i in range(count)])
     jobs = Jobs(path, store.load_jobs(path), lambda *a: None, {"uid": 0, "user": "root", "gid": 0})
+    jobs.unsaved = True
+    jobs.save(whole=True)  # as bkmd writes it: with a generation for a journal to continue
     return path, jobs
 
 
@@ -323,15 +326,42 @@ def test_a_save_cut_short_counts_for_nothing(tmp_path):
         assert [loaded[n]["status"] for n in ("j0", "j1", "j2")] == ["completed", "pending", "pending"]
 
 
-def test_a_journal_of_another_generation_of_the_store_is_ignored(tmp_path):
+def test_a_journal_of_another_generation_of_the_store_is_set_aside_never_applied(tmp_path):
     path, jobs = _jobs_at(str(tmp_path))
     jobs.by_name["j0"].status = "completed"
     jobs.save()
-    with open(path, "a") as f:
-        f.write("# edited by hand\n")  # the store changed under the journal (bkmd stopped)
+    # The store was written whole since by something else (another generation, or none).
+    store.save_jobs(path, store.load_jobs(path))
     records, applied, warning = store.apply_journal(path, store.load_jobs(path))
     assert not applied and "does not continue" in warning
     assert {r["name"]: r["status"] for r in records}["j0"] == "pending"
+    [aside] = [n for n in os.listdir(tmp_path) if n.startswith("jobs.yaml.journal.ignored-")]
+    assert aside in warning and not os.path.exists(path + ".journal")  # kept, and never written over
+
+
+def test_a_journal_follows_its_store_when_both_are_copied_or_edited(tmp_path):
+    import shutil
+
+    path, jobs = _jobs_at(str(tmp_path / "a"))
+    jobs.by_name["j0"].status = "completed"
+    jobs.save()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # a restore, a move to another disk: new inodes
+    copy = str(tmp_path / "b" / "jobs.yaml")
+    with open(copy, "a") as f:
+        f.write("# a comment added by hand\n")
+    assert _loaded(copy)["j0"]["status"] == "completed"
+
+
+def test_a_journal_with_undecodable_bytes_at_its_end_loads_what_was_committed(tmp_path):
+    path, jobs = _jobs_at(str(tmp_path))
+    jobs.by_name["j0"].status = "completed"
+    jobs.save()
+    with open(path + ".journal", "ab") as f:
+        f.write(b'{"job": {"id": "\xe2\x82')  # a torn multibyte character, then a crash
+    assert _loaded(path)["j0"]["status"] == "completed"
+    with open(path + ".journal", "ab") as f:
+        f.write(b"\xff\xfe garbage\n")
+    assert _loaded(path)["j0"]["status"] == "completed"
 
 
 def test_a_failed_append_is_cut_off_and_the_next_save_carries_only_what_changed(tmp_path, monkeypatch):
