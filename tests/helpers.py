@@ -246,6 +246,7 @@ def run_in_terminal(
         os.execv(argv[0], argv)
     output = b""
     deadline = time.monotonic() + timeout
+    interrupted = None  # when Ctrl-C was last pressed
     while True:
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
@@ -253,9 +254,16 @@ def run_in_terminal(
         if prompt is not None and prompt in output:
             if reply is None:
                 os.kill(pid, signal.SIGINT)
+                interrupted = time.monotonic()
             else:
                 os.write(fd, reply + b"\r")
             prompt = None
+        elif interrupted is not None and time.monotonic() - interrupted > 1.0:
+            # A SIGINT that lands after the prompt is written but before Python's input()
+            # blocks in read() is only noticed at the next key: press Ctrl-C again, as a
+            # person would (a race in CPython's input(), not in bkm).
+            os.kill(pid, signal.SIGINT)
+            interrupted = time.monotonic()
         if not select.select([fd], [], [], 0.2)[0]:
             continue
         try:
