@@ -59,6 +59,18 @@ def environment() -> dict:
     return env
 
 
+def listing(root: str) -> dict[str, int]:
+    """Every file under ``root`` (rsync's partial-data folders left out) with its size: what a
+    copy must match."""
+    found = {}
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".rsync-partial"]
+        for name in names:
+            path = os.path.join(folder, name)
+            found[os.path.relpath(path, root)] = os.path.getsize(path)
+    return found
+
+
 def quick(normal, small):
     """``small`` in quick mode, else ``normal``."""
     return small if QUICK else normal

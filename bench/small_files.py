@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from common import Daemon, checked, environment, exit_code, install, quick, tool, verdict
+from common import Daemon, checked, environment, exit_code, install, listing, quick, tool, verdict
 
 ROUNDS = quick(6, 2)
 SUBSCRIBERS = 5
@@ -45,16 +45,6 @@ def make_tree(root: str, files: int, size: int, folders: int) -> None:
             os.makedirs(folder)
         with open(os.path.join(folder, f"f{i:06d}"), "wb") as f:
             f.write(os.urandom(size))
-
-
-def listing(root: str) -> dict[str, int]:
-    found = {}
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".rsync-partial"]
-        for name in names:
-            path = os.path.join(folder, name)
-            found[os.path.relpath(path, root)] = os.path.getsize(path)
-    return found
 
 
 def timed(argv: list[str], env: dict) -> float:

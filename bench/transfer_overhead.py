@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from common import Daemon, checked, environment, exit_code, install, quick, tool, verdict
+from common import Daemon, checked, environment, exit_code, install, listing, quick, tool, verdict
 
 MIB = 1024 * 1024
 RUNS = quick(9, 2)
@@ -32,16 +32,6 @@ def make_source(root: str) -> int:
                 f.write(os.urandom(MIB))
         size += mib * MIB
     return size
-
-
-def listing(root: str) -> dict[str, int]:
-    found = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".rsync-partial"]
-        for name in files:
-            path = os.path.join(folder, name)
-            found[os.path.relpath(path, root)] = os.path.getsize(path)
-    return found
 
 
 def timed(argv: list[str], env: dict) -> float:

@@ -75,14 +75,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, backup: str | None =
     # The new file is in place now; flushing the folder only makes the rename durable. Its
     # failure must not be reported as a failed write: the caller would undo in memory what
     # is already on disk.
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        logging.getLogger("bkmd.store").warning("wrote %s but could not flush its folder: %s", path, e)
+    _flush_folder(path)
 
 
 def _read(path: str) -> str | None:
@@ -518,6 +511,8 @@ class Journal:
 
 
 def _flush_folder(path: str) -> None:
+    """Make the creation or renaming of ``path`` durable; a failure is only logged (the file
+    itself is written and flushed already)."""
     directory = os.path.dirname(path) or "."
     try:
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
