@@ -71,6 +71,23 @@ def listing(root: str) -> dict[str, int]:
     return found
 
 
+def cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of ``pid`` itself, and of its children once reaped (bkmd's: the transfers)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime: fields 14-17
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def resident_kib(pid: int) -> int:
+    """VmRSS of ``pid``."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit(f"benchmark stopped: no VmRSS for pid {pid}")
+
+
 def quick(normal, small):
     """``small`` in quick mode, else ``normal``."""
     return small if QUICK else normal

@@ -11,25 +11,12 @@ import sys
 import threading
 import time
 
-from common import Daemon, checked, environment, exit_code, install, quick, tool, verdict
+from common import Daemon, checked, cpu, environment, exit_code, install, quick, tool, verdict
 
 MIB = 1024 * 1024
 SUBSCRIBERS = 5
 LIMIT_KIB = 2048
 SIZE = quick(40, 4) * MIB  # about 20 s at the limit (2 s in quick mode)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    # utime, stime, cutime, cstime (fields 14-17); children count once they are reaped.
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 sockets: list[socket.socket] = []
@@ -87,13 +74,12 @@ def main() -> int:
                 raise SystemExit("benchmark stopped: the subscribers did not subscribe within 30 s")
             time.sleep(0.05)
         pid = daemon.proc.pid
-        own_before = own_cpu_seconds(pid)
-        with_children_before = cpu_seconds(pid)
+        own_before, children_before = cpu(pid)
         began = time.perf_counter()
         waited = subprocess.run([tool("bkm"), "job", "start", "cpu", "--wait"], env=env)
         wall = time.perf_counter() - began
-        own = own_cpu_seconds(pid) - own_before
-        children = cpu_seconds(pid) - with_children_before - own
+        own_after, children_after = cpu(pid)
+        own, children = own_after - own_before, children_after - children_before
         for sock in sockets:
             sock.shutdown(socket.SHUT_RDWR)
         for t in threads:

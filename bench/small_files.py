@@ -23,7 +23,19 @@ import sys
 import threading
 import time
 
-from common import Daemon, checked, environment, exit_code, install, listing, quick, tool, verdict
+from common import (
+    Daemon,
+    checked,
+    cpu,
+    environment,
+    exit_code,
+    install,
+    listing,
+    quick,
+    resident_kib,
+    tool,
+    verdict,
+)
 
 ROUNDS = quick(6, 2)
 SUBSCRIBERS = 5
@@ -56,22 +68,6 @@ def timed(argv: list[str], env: dict) -> float:
         said = out.stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise SystemExit(f"benchmark stopped: {' '.join(argv)} exited {out.returncode}: {said}")
     return elapsed
-
-
-def cpu(pid: int) -> tuple[float, float]:
-    """bkmd's own CPU seconds, and those of its reaped children (the transfers)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
-
-
-def resident_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise SystemExit("benchmark stopped: no VmRSS for bkmd")
 
 
 class Watchers:

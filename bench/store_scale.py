@@ -9,17 +9,21 @@ import statistics
 import sys
 import time
 
-from common import Daemon, checked, environment, exit_code, install, python, quick, time_command, tool, verdict
+from common import (
+    Daemon,
+    checked,
+    environment,
+    exit_code,
+    install,
+    python,
+    quick,
+    resident_kib,
+    time_command,
+    tool,
+    verdict,
+)
 
 JOBS = quick(10_000, 500)
-
-
-def resident_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise SystemExit("benchmark stopped: no VmRSS for bkmd")
 
 
 def main() -> int:
@@ -55,7 +59,7 @@ def main() -> int:
             checked(argv, env=env, show=i == 0)
             creates.append(time.perf_counter() - begin)
         create_time = statistics.median(creates[1:])
-        rss = resident_mib(daemon.proc.pid)
+        rss = resident_kib(daemon.proc.pid) / 1024
         reference = time_command([python(), "-c", "pass"], runs=5, warmup=1)
     finally:
         daemon.cleanup()

@@ -365,11 +365,18 @@ def store_generation(path: str) -> str | None:
     return None
 
 
+def _parse_head(line: bytes) -> object:
+    try:
+        return json.loads(line.decode("utf-8") or "null")
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        return None
+
+
 def _journal_head(path: str) -> object:
     try:
         with open(path, "rb") as f:
-            return json.loads(f.readline().decode("utf-8") or "null")
-    except (FileNotFoundError, ValueError):  # UnicodeDecodeError is a ValueError
+            return _parse_head(f.readline())
+    except FileNotFoundError:
         return None
 
 
@@ -398,8 +405,7 @@ def read_journal(store_path: str) -> tuple[list[dict], list[str], str | None]:
     except OSError as e:
         raise StoreError(path, f"cannot read: {e.strerror or e}") from None
     lines = data.split(b"\n")
-    head = _journal_head(path)
-    if not _continues(head, store_path):
+    if not _continues(_parse_head(lines[0]), store_path):
         aside = f"{path}.ignored-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         try:
             os.replace(path, aside)
