@@ -26,6 +26,9 @@ STARTABLE = frozenset({PENDING, PAUSED, FAILED, COMPLETED, INTERRUPTED})
 # A start from one of these continues the earlier run instead of beginning afresh.
 RESUMES_FROM = frozenset({PAUSED, INTERRUPTED})
 
+# What started a run (its record's "trigger").
+MANUAL, SCHEDULE, CATCH_UP, RETRY = "manual", "schedule", "catch-up", "retry"
+
 # Every status change bkmd makes, by its cause: the statuses it may come from and those it
 # may lead to (the contract's status diagram). bkmd's Jobs.set_status is the only place a
 # status changes and refuses anything not in this table; undoing a change that could not be
@@ -35,6 +38,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "dequeue": (frozenset({QUEUED}), frozenset({RUNNING})),
     "pause": (frozenset({QUEUED}), frozenset({PAUSED})),  # a running job pauses when its run ends
     "run ended": (frozenset({RUNNING}), frozenset({COMPLETED, FAILED, PAUSED})),
+    # A run that failed for a transient reason waits in the queue for its retry.
+    "retry later": (frozenset({RUNNING}), frozenset({QUEUED})),
     "found running": (frozenset({RUNNING}), frozenset({INTERRUPTED})),  # a run of an earlier bkmd
     "recover": (frozenset({INTERRUPTED}), frozenset({PAUSED})),
     "dismiss": (frozenset({INTERRUPTED}), frozenset({FAILED})),
@@ -205,7 +210,7 @@ class Field:
     validation, the store's checks and the RPC parameters all follow this table.
     (A plain class: the client imports this module and dataclasses cost start-up time.)"""
 
-    __slots__ = ("name", "kind", "parse", "editable", "default", "default_setting")
+    __slots__ = ("name", "kind", "parse", "editable", "default", "default_setting", "nullable")
 
     def __init__(
         self,
@@ -215,13 +220,51 @@ class Field:
         editable: bool = True,
         default: object = None,
         default_setting: str | None = None,
+        nullable: bool = False,
     ) -> None:
         self.name, self.kind, self.parse, self.editable = name, kind, parse, editable
         self.default, self.default_setting = default, default_setting
+        # None is a value of its own (no schedule); `job edit` sets it to remove one.
+        self.nullable = nullable
 
     @property
     def required(self) -> bool:
-        return self.default is None and self.default_setting is None
+        return self.default is None and self.default_setting is None and not self.nullable
+
+
+RETRIES_MAX = 10
+RETRY_WAIT_MAX = 86400
+
+
+def _parse_schedule(value: object) -> tuple[object, str | None]:
+    from bkm import schedules
+
+    try:
+        return schedules.parse(value).text, None
+    except ValueError as e:
+        return None, str(e)
+
+
+def parse_retries(value: object) -> tuple[int | None, str | None]:
+    if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= RETRIES_MAX:
+        return None, f"must be a whole number from 0 to {RETRIES_MAX} (got {brief(value)})"
+    return value, None
+
+
+def parse_wait(value: object) -> tuple[int | None, str | None]:
+    """Seconds: a whole number (JSON) or a duration with a unit (90s, 15m)."""
+    if isinstance(value, str):
+        from bkm import schedules
+
+        try:
+            value = schedules.duration(value)
+        except ValueError as e:
+            return None, str(e)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= RETRY_WAIT_MAX:
+        return None, f"must be from 1s to 1d (got {brief(value)})"
+    return value, None
 
 
 JOB_FIELDS: tuple[Field, ...] = (
@@ -231,6 +274,10 @@ JOB_FIELDS: tuple[Field, ...] = (
     Field("dest", str, _checked(path_problem)),
     Field("bwlimit", int, parse_bwlimit, default_setting="default_bwlimit"),
     Field("excludes", list, _parse_excludes, default=()),
+    Field("schedule", str, _parse_schedule, nullable=True),
+    Field("retries", int, parse_retries, default_setting="retries"),
+    Field("retry_wait_seconds", int, parse_wait, default_setting="retry_wait"),
 )
+NULLABLE = frozenset(f.name for f in JOB_FIELDS if f.nullable)
 FIELD_NAMES = tuple(f.name for f in JOB_FIELDS)
 EDITABLE = tuple(f.name for f in JOB_FIELDS if f.editable)

@@ -77,17 +77,37 @@ def parse_time(stamp: str) -> float:
     return days * 86400 + hour * 3600 + minute * 60 + second
 
 
-def ago(stamp: str | None, now: float | None = None) -> str:
+def _stamped(stamp: str | None, show) -> str:
+    """``show(seconds)`` for a stamp; "-" for none, the text itself when it is no stamp."""
     if not stamp:
         return "-"
     try:
-        then = parse_time(stamp)
+        return show(parse_time(stamp))
     except ValueError:
         return stamp
-    delta = (time.time() if now is None else now) - then
-    if delta < 1:
-        return "just now"
-    return f"{human_duration(delta)} ago"
+
+
+def ago(stamp: str | None, now: float | None = None) -> str:
+    def show(then: float) -> str:
+        delta = (time.time() if now is None else now) - then
+        return "just now" if delta < 1 else f"{human_duration(delta)} ago"
+
+    return _stamped(stamp, show)
+
+
+def until(stamp: str | None, now: float | None = None) -> str:
+    """How long until a time: "in 3h12m", "due now"."""
+
+    def show(then: float) -> str:
+        delta = then - (time.time() if now is None else now)
+        return "due now" if delta < 1 else f"in {human_duration(delta)}"
+
+    return _stamped(stamp, show)
+
+
+def local_time(stamp: str | None) -> str:
+    """A UTC time of the JSON in the local zone (TZ honoured): "2026-11-30 02:30 CET"."""
+    return _stamped(stamp, lambda then: time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(then)))
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

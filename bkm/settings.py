@@ -92,6 +92,28 @@ def _flag(value: Any) -> bool:
     raise ValueError
 
 
+def _zone(value: Any) -> str:
+    from bkm.schedules import zone_problem
+
+    if zone_problem(value):
+        raise ValueError
+    return value
+
+
+def _seconds(minimum: int, maximum: int) -> Callable[[Any], int]:
+    """A whole number of seconds, or a duration with a unit (90s, 15m, 1h)."""
+    whole = _whole(minimum, maximum)
+
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and value.strip()[-1:].lower() in "smhd" and not value.strip().isdigit():
+            from bkm.schedules import duration
+
+            value = duration(value)
+        return whole(value)
+
+    return parse
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value not in choices:
@@ -117,6 +139,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("keep_runs", 20, "a whole number, 1 or more", _whole(1, 100000)),
         Setting("stall_timeout", 900, "seconds, a whole number, 0 (disabled) or more", _whole(0, 10**7)),
         Setting("resume_after_stop", True, "true or false", _flag),
+        Setting("timezone", "", "an IANA zone name such as Europe/Berlin, empty for the machine's", _zone),
+        Setting("catch_up", True, "true or false", _flag),
+        Setting("retries", 0, "a whole number from 0 to 10", _whole(0, 10)),
+        Setting("retry_wait", 60, "seconds from 1 to 86400, or a duration such as 90s or 5m", _seconds(1, 86400)),
     )
 }
 

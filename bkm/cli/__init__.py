@@ -17,6 +17,7 @@ from bkm.errors import INTERRUPTED, USAGE, BkmError
 
 COMMANDS = {
     "job": ("bkm.cli.job", "job", "Create, list, show, edit, start, pause and delete backup jobs."),
+    "schedule": ("bkm.cli.schedule", "schedule", "List scheduled jobs; pause and resume their schedules."),
     "watch": ("bkm.cli.watch", "watch", "Watch running, queued and paused jobs live."),
     "logs": ("bkm.cli.logs", "logs", "Show, search, export or follow job logs."),
     "status": ("bkm.cli.status", "status", "The dashboard: daemon, job counts, active jobs, recent activity."),
@@ -62,10 +63,11 @@ class Options:
                 raise BkmError(str(e), USAGE, e.hint) from None
         return self._paths
 
-    def client(self):
+    def client(self, timeout: float | None = -1):
+        """A client; ``timeout``: how long an answer may take (None: no limit), -1 the default."""
         from bkm.client import Client
 
-        return Client(self.paths)
+        return Client(self.paths) if timeout == -1 else Client(self.paths, timeout)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

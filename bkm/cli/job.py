@@ -34,6 +34,16 @@ def job() -> None:
     """Create, list, show, edit, start, pause and delete backup jobs."""
 
 
+SCHEDULE_HELP = (
+    "Run on a schedule: 5-field cron ('30 2 * * *'), @hourly, @daily, @weekly, @monthly,"
+    " or '@every DURATION' (e.g. '@every 6h')."
+)
+RETRIES_HELP = "Extra attempts after a transient failure (network, timeout, stall); default: the setting retries."
+RETRY_WAIT_HELP = (
+    "Wait before the first retry (90s, 5m, 1h), doubled each attempt, at most 1h; default: the setting retry_wait."
+)
+
+
 @job.command("create")
 @click.argument("name", required=False)
 @click.option("--type", "job_type", metavar="rsync|rclone", help="The transfer tool.")
@@ -45,12 +55,16 @@ def job() -> None:
 @click.option(
     "--exclude", "excludes", metavar="PATTERN", multiple=True, help="Leave out files matching PATTERN (repeatable)."
 )
+@click.option("--schedule", metavar="SPEC", help=SCHEDULE_HELP)
+@click.option("--retries", metavar="N", help=RETRIES_HELP)
+@click.option("--retry-wait", metavar="DURATION", help=RETRY_WAIT_HELP)
 @json_option()
 @click.pass_obj
-def create(obj, name, job_type, source, dest, bwlimit, excludes, as_json) -> None:
+def create(obj, name, job_type, source, dest, bwlimit, excludes, schedule, retries, retry_wait, as_json) -> None:
     """Create a job named NAME (status pending).
 
-    Every problem with the given values is reported at once, each naming its field.
+    Every problem with the given values is reported at once, each naming its field. With
+    --schedule, bkmd runs it on its own; cron times are in the setting timezone.
     """
     with obj.client() as client:
         created = client.call(
@@ -61,6 +75,9 @@ def create(obj, name, job_type, source, dest, bwlimit, excludes, as_json) -> Non
             dest=local_path(dest),
             bwlimit=bwlimit,
             excludes=list(excludes),
+            schedule=schedule,
+            retries=retries,
+            retry_wait_seconds=retry_wait,
         )
     if as_json:
         print_json(created)
@@ -113,13 +130,14 @@ def list_(obj, statuses, as_json) -> None:
             j["type"],
             status_cell(j),
             progress_cell(j),
+            next_cell(j),
             render.cut(render.safe(j["source"]), 32),
             render.cut(render.safe(j["dest"]), 32),
             render.ago(j["updated_at"]),
         )
         for j in jobs
     ]
-    echo(render.table(("NAME", "TYPE", "STATUS", "PROGRESS", "SOURCE", "DEST", "UPDATED"), rows))
+    echo(render.table(("NAME", "TYPE", "STATUS", "PROGRESS", "NEXT RUN", "SOURCE", "DEST", "UPDATED"), rows))
 
 
 @job.command("show")
@@ -146,9 +164,16 @@ def show(obj, job_ref, as_json) -> None:
     "--exclude", "excludes", metavar="PATTERN", multiple=True, help="Replace the excludes with these (repeatable)."
 )
 @click.option("--clear-excludes", is_flag=True, help="Remove all excludes.")
+@click.option("--schedule", metavar="SPEC", help=SCHEDULE_HELP)
+@click.option("--no-schedule", is_flag=True, help="Remove the schedule: run only when started.")
+@click.option("--retries", metavar="N", help=RETRIES_HELP.replace("; default: the setting retries", ""))
+@click.option("--retry-wait", metavar="DURATION", help=RETRY_WAIT_HELP.split("; default")[0] + ".")
 @json_option()
 @click.pass_obj
-def edit(obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, as_json) -> None:
+def edit(
+    obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, schedule, no_schedule, retries, retry_wait,
+    as_json,
+) -> None:  # fmt: skip
     """Change a job that is not running or queued."""
     if excludes and clear_excludes:
         raise BkmError(
@@ -156,19 +181,27 @@ def edit(obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, as
             errors.USAGE,
             "--exclude alone already replaces the excludes",
         )
+    if schedule and no_schedule:
+        raise BkmError("--schedule and --no-schedule cannot be used together", errors.USAGE)
     changes = {
         "name": name,
         "source": local_path(source),
         "dest": local_path(dest),
         "bwlimit": bwlimit,
         "excludes": [] if clear_excludes else (list(excludes) or None),
+        "schedule": schedule,
+        "retries": retries,
+        "retry_wait_seconds": retry_wait,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
+    if no_schedule:
+        changes["schedule"] = None  # null: no schedule
     if not changes:
         raise BkmError(
             "nothing to change",
             errors.USAGE,
-            "give at least one of --name, --source, --dest, --bwlimit, --exclude, --clear-excludes",
+            "give at least one of --name, --source, --dest, --bwlimit, --exclude, --clear-excludes,"
+            " --schedule, --no-schedule, --retries, --retry-wait",
         )
     with obj.client() as client:
         updated = client.call("job.update", job=job_ref, **changes)
@@ -186,13 +219,24 @@ def edit(obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, as
     is_flag=True,
     help="Wait for the run to end, with a progress line on a terminal; exit 0 completed, 1 failed, 5 paused.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only count what a run would send now (the tool's own dry run); changes no status or history.",
+)
 @json_option()
 @click.pass_obj
-def start(obj, job_ref, wait, as_json) -> None:
+def start(obj, job_ref, wait, dry_run, as_json) -> None:
     """Start (or resume) a job's backup; it waits in the queue when max_concurrent_jobs are running.
 
-    From paused or interrupted it continues: what was transferred is not sent again.
+    From paused or interrupted it continues: what was transferred is not sent again. With
+    --wait, a run that fails for a transient reason and is retried is waited for to the end.
     """
+    if dry_run:
+        if wait:
+            raise BkmError("--dry-run and --wait cannot be used together", errors.USAGE, "a dry run always waits")
+        _dry_run(obj, job_ref, as_json)
+        return
     with obj.client() as client:
         if not wait:
             started = client.call("job.start", job=job_ref)
@@ -226,6 +270,22 @@ def start(obj, job_ref, wait, as_json) -> None:
     code = errors.exit_for([final["status"]])
     if code:
         sys.exit(code)
+
+
+def _dry_run(obj, job_ref: str, as_json: bool) -> None:
+    from bkm import render
+
+    # A dry run reads the whole tree (and, for a remote, asks it): no answer time to bound.
+    with obj.client(timeout=None) as client:
+        counted = client.call("job.dry_run", job=job_ref)
+    if as_json:
+        print_json({"files": counted["files"], "bytes": counted["bytes"]})
+        return
+    files = counted["files"]
+    echo(
+        f"job {render.safe(counted['job'])}: a run now would send {files} file{'s' if files != 1 else ''},"
+        f" {render.human_bytes(counted['bytes'])} ({counted['bytes']} bytes); nothing was changed"
+    )
 
 
 def _report_run(job: dict, status: str, as_json: bool) -> None:
@@ -310,6 +370,9 @@ def run_summary(run: dict | None) -> str:
     if run.get("finished_at") is None:
         return f"running since {run.get('started_at')}"
     parts = [run.get("outcome") or "ended", f"started {run.get('started_at')}"]
+    if run.get("trigger") and run["trigger"] != "manual":
+        attempt = f", attempt {run['attempt']}" if (run.get("attempt") or 1) > 1 else ""
+        parts.append(f"by {run['trigger']}{attempt}")
     if run.get("duration_seconds") is not None:
         parts.append(f"took {render.human_duration(run['duration_seconds'])}")
     parts.append(f"sent {render.human_bytes(run.get('bytes') or 0)}")
@@ -321,11 +384,58 @@ def run_summary(run: dict | None) -> str:
 
 
 def status_cell(job: dict) -> str:
-    """The status, and what a person must not miss about it (warnings, why it waits)."""
+    """The status, and what a person must not miss about it (warnings, a retry it waits for)."""
+    from bkm import render
+
     warnings = len((job.get("last_run") or {}).get("warnings") or [])
     if job["status"] == "completed" and warnings:
         return f"completed ({warnings} warning{'s' if warnings > 1 else ''})"
+    if job["status"] == "queued" and job.get("retry_at"):
+        return f"queued (retry {render.until(job['retry_at'])})"
     return job["status"]
+
+
+def next_cell(job: dict) -> str:
+    """When the schedule runs the job next: "in 3h12m", "paused", or "-" without a schedule."""
+    from bkm import render
+
+    if not job.get("schedule"):
+        return "-"
+    paused = job.get("schedule_paused_until")
+    if paused == "forever":
+        return "paused"
+    text = render.until(job.get("next_run_at"))
+    return f"{text} (paused until {render.local_time(paused)})" if paused else text
+
+
+def schedule_lines(job: dict) -> list[tuple[str, str]]:
+    """job show's lines on the schedule and retries."""
+    from bkm import render
+
+    pairs = []
+    if job.get("schedule"):
+        pairs.append(("schedule", job["schedule"]))
+        paused = job.get("schedule_paused_until")
+        if paused == "forever":
+            pairs.append(("next run", "none: the schedule is paused (bkm schedule resume)"))
+        elif job.get("next_run_at"):
+            when = f"{render.local_time(job['next_run_at'])} ({job['next_run_at']}, {render.until(job['next_run_at'])})"
+            pairs.append(
+                ("next run", when + (f"; schedule paused until {render.local_time(paused)}" if paused else ""))
+            )
+    else:
+        pairs.append(("schedule", "none (runs when started)"))
+    retries = job.get("retries") or 0
+    wait = job.get("retry_wait_seconds")
+    pairs.append(
+        (
+            "retries",
+            f"{retries} after a transient failure, first after {render.human_duration(wait)}" if retries else "none",
+        )
+    )
+    if job.get("retry_at"):
+        pairs.append(("retrying", f"{job.get('waiting') or 'retry'} ({render.until(job['retry_at'])})"))
+    return pairs
 
 
 def describe(job: dict) -> str:
@@ -358,6 +468,7 @@ def describe(job: dict) -> str:
         ("created", job["created_at"]),
         ("updated", f"{job['updated_at']} ({render.ago(job['updated_at'])})"),
         ("last run", run_summary(run)),
+        *schedule_lines(job),
     ]
     pairs += [("warning", warning) for warning in (run or {}).get("warnings") or []]
     if job.get("owner"):

@@ -41,6 +41,13 @@ def status(obj, as_json) -> None:
     if not info.get("active"):
         echo("  nothing running, queued or paused")
     echo("")
+    echo("next runs:")
+    for planned in info.get("next_runs") or []:
+        when = f"{render.local_time(planned['next_run_at'])} ({render.until(planned['next_run_at'])})"
+        echo(render.cut(f"  {when}  {render.safe(planned['name'])}  {render.safe(planned['schedule'])}", width - 1))
+    if not info.get("next_runs"):
+        echo("  no schedule due (bkm job edit JOB --schedule SPEC)")
+    echo("")
     echo("recent activity:")
     for entry in info.get("recent") or []:
         detail = f"  {render.safe(entry['detail'])}" if entry.get("detail") else ""

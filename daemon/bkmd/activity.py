@@ -33,12 +33,18 @@ class Activity:
         detail = None
         if job.status == "failed":
             detail = run.get("error")
+        elif job.status == "queued":
+            detail = job.waiting
         elif job.status == "completed":
             detail = f"{run.get('bytes', 0)} bytes in {run.get('duration_seconds')} s"
             warnings = run.get("warnings") or []
             if warnings:
                 detail += f"; {len(warnings)} warning{'s' if len(warnings) > 1 else ''}: {warnings[0]}"
-        entry = {"time": now(), "job_id": job.id, "name": job.name, "status": job.status, "detail": detail}
+        self.note(job, job.status, detail)
+
+    def note(self, job: Job, what: str, detail: str | None) -> None:
+        """An entry of its own: a status, or what happened without one ("skipped")."""
+        entry = {"time": now(), "job_id": job.id, "name": job.name, "status": what, "detail": detail}
         self.recent.append(entry)
         try:
             if os.path.exists(self.path) and os.path.getsize(self.path) > MAX_BYTES:

@@ -11,7 +11,7 @@ from bkm import paths as bkm_paths
 from bkmd import access
 from bkmd.activity import Activity
 from bkmd.change import Change
-from bkmd.errors import Unavailable
+from bkmd.errors import MethodError, Unavailable
 from bkmd.events import Events
 from bkmd.job import now
 from bkmd.jobs import Jobs
@@ -19,6 +19,7 @@ from bkmd.logs import JobLogs
 from bkmd.recovery import Recovery, TransferRecords
 from bkmd.runner import Transfer
 from bkmd.runs import Runs
+from bkmd.scheduler import Scheduler
 from bkmd.settings import Settings
 from bkmd.store import StoreError
 
@@ -42,8 +43,19 @@ class Daemon:
         transfers = TransferRecords(os.path.join(paths.state_dir, "transfers"))
         self.runs = Runs(self.jobs, settings, self.logs, self.save_in_background, transfers, transfer_factory)
         self.recovery = Recovery(self.jobs, self.logs, transfers, settings, self.runs)
-        # A saved settings change may free slots (max_concurrent_jobs): start queued jobs.
+        self.scheduler = Scheduler(
+            lambda: self.jobs.by_id.values(),
+            settings,
+            self._scheduled_start,
+            self._skip,
+            self.runs.start_queued,
+            self._scheduled_changes,
+        )
+        self.runs.retry_planned = self.scheduler.wake
+        # A saved settings change may free slots (max_concurrent_jobs): start queued jobs; and
+        # another timezone moves cron due times.
         settings.on_change.append(self.runs.start_queued)
+        settings.on_change.append(self._replan)
         self.pid = os.getpid()
         self.started_monotonic = time.monotonic()
         self.started_at = now()
@@ -53,6 +65,34 @@ class Daemon:
         job = self.jobs.by_id.get(job_id)
         params = {"job_id": job_id, "name": job.name if job else None, "line": line}
         self.events.publish("log_line", job_id, params)
+
+    def _scheduled_start(self, job, trigger: str) -> None:
+        """A due run starts as a request would (saved before the transfer is spawned)."""
+        change = Change()
+        try:
+            self.runs.start(job, change, trigger)
+            self.commit([change])
+        except MethodError as e:
+            change.undo()
+            self.logs.write(job.id, f"scheduled run not started: {e.message}", "error")
+
+    def _skip(self, job, reason: str) -> None:
+        self.logs.write(job.id, f"skipped a scheduled run: {reason}", "warning")
+        self.activity.note(job, "skipped", reason)
+
+    def _scheduled_changes(self) -> None:
+        self.jobs.progress_changed()
+        self.save_in_background()
+
+    def _replan(self) -> None:
+        """Cron due times read the wall clock of the setting timezone, which may have changed."""
+        for job in self.jobs.by_id.values():
+            if job.schedule and not job.schedule.startswith("@every"):
+                before = job.next_run_at
+                self.scheduler.plan(job)
+                if job.next_run_at != before:
+                    self.jobs.progress_changed()
+        self.scheduler.wake()
 
     def commit(self, changes: list[Change]) -> None:
         """Save requests' changes (one write for all); if the disk refuses, undo each of them

@@ -35,6 +35,14 @@ class Job:
     owner: dict | None = None
     # Why a queued job waits ("waiting for photos: same destination"), else None.
     waiting: str | None = None
+    # Its schedule's next due time (UTC text), kept by bkmd.scheduler; None without schedule.
+    next_run_at: str | None = None
+    # No scheduled runs until this time (UTC text), or "forever"; None: not paused.
+    schedule_paused_until: str | None = None
+    # A queued job waiting to retry a run that failed for a transient reason: when.
+    retry_at: str | None = None
+    # What queued the job (model.SCHEDULE, ...): its run records it when it leaves the queue.
+    queued_by: str | None = None
     # This job's store line, until a field changes (see __setattr__ and stored_line).
     _stored: str | None = field(default=None, repr=False, compare=False)
     # Where the ids of changed jobs are collected for the next save (Jobs.dirty), once added.
@@ -59,6 +67,9 @@ class Job:
             "last_run": dict(self.last_run) if self.last_run else None,
             "owner": {"uid": self.owner["uid"], "user": self.owner["user"]} if self.owner else None,
             "waiting": self.waiting,
+            "next_run_at": self.next_run_at,
+            "schedule_paused_until": self.schedule_paused_until,
+            "retry_at": self.retry_at,
         }
 
     def detail(self) -> dict:
@@ -74,6 +85,7 @@ class Job:
         record["runs"] = self.runs
         record["rev"] = self.rev
         record["owner"] = self.owner
+        record["queued_by"] = self.queued_by
         return record
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -114,8 +126,16 @@ class Job:
             runs=runs if isinstance(runs, list) else [],
             rev=int(record.get("rev") or 0),
             owner=record.get("owner") if isinstance(record.get("owner"), dict) else None,
-            waiting=record.get("waiting") if isinstance(record.get("waiting"), str) else None,
+            waiting=_text(record.get("waiting")),
+            next_run_at=_text(record.get("next_run_at")),
+            schedule_paused_until=_text(record.get("schedule_paused_until")),
+            retry_at=_text(record.get("retry_at")),
+            queued_by=_text(record.get("queued_by")),
         )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _copy(value: object) -> object:

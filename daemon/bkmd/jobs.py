@@ -113,7 +113,7 @@ class Jobs:
         self, job: Job, cause: str, status: str, change: Change | None = None, announce: bool = True, **updates
     ) -> None:
         """Every status change passes here and is checked against model.TRANSITIONS; ``updates``
-        (last_run, progress, runs) change with it.
+        (last_run, progress, runs, retry_at, queued_by) change with it.
 
         With a request's ``change``, undoing the change restores all of it as it was, and the
         change is announced (and recorded as activity) only once it is saved. Without one it
@@ -125,10 +125,13 @@ class Jobs:
             raise ImpossibleTransition(f"{cause}: {job.status} -> {status}")
         if change is not None:
             self._clean_on_undo(change, job.id)
-        before = (job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs, job.waiting)
+        before = (
+            job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs, job.waiting, job.retry_at,
+            job.queued_by,
+        )  # fmt: skip
         job.status = status
-        if status != model.QUEUED:
-            job.waiting = None
+        if status != model.QUEUED:  # leaving the queue ends any wait, and any retry it waited for
+            job.waiting = job.retry_at = job.queued_by = None
         for key, value in updates.items():
             setattr(job, key, value)
         self._touch(job)
@@ -157,7 +160,10 @@ class Jobs:
         if not model.may_change("undo", job.status, before[0]):
             log.error("internal error: cannot undo job %r from %s back to %s", job.name, job.status, before[0])
             raise ImpossibleTransition(f"undo: {job.status} -> {before[0]}")
-        job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs, job.waiting = before
+        (
+            job.status, job.updated_at, job.rev, job.last_run, job.progress, job.runs, job.waiting, job.retry_at,
+            job.queued_by,
+        ) = before  # fmt: skip
 
     def _settled(self, job: Job, announce: bool) -> None:
         for callback in self.on_status:

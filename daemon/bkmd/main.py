@@ -178,6 +178,7 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
     except (SocketInUse, OSError) as e:
         raise StartupError(f"cannot listen on {paths.socket}: {getattr(e, 'strerror', None) or e}") from None
     checkpoints = loop.create_task(daemon.checkpoints())
+    scheduling = loop.create_task(daemon.scheduler.run())
     where = "the socket systemd passed" if activated is not None else paths.socket
     log.info("bkmd %s ready on %s (%d jobs, store %s)", __version__, where, len(daemon.jobs.by_id), paths.store)
     systemd.notify("READY=1", f"STATUS=serving {len(daemon.jobs.by_id)} jobs")
@@ -189,6 +190,7 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
         systemd.notify("STOPPING=1", "STATUS=pausing running jobs")
     finally:
         checkpoints.cancel()
+        scheduling.cancel()
         await daemon.stop()
         await server.close()
     log.info("stopped")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bkm import __version__, model, protocol
+from bkm import __version__, model, protocol, schedules
 from bkm import settings as schema
 from bkmd import access, validate
 from bkmd.access import Caller
 from bkmd.app import Daemon
 from bkmd.change import Change, Later
-from bkmd.errors import InvalidParams, ValidationFailed
+from bkmd.errors import Conflict, InvalidParams, ValidationFailed
 from bkmd.job import event
 from bkmd.rpc import Registry
 
@@ -50,6 +50,7 @@ def _fields(given: dict, allowed: tuple[str, ...]) -> dict:
 
 def build(daemon: Daemon) -> Registry:
     jobs, settings, runs, recovery = daemon.jobs, daemon.settings, daemon.runs, daemon.recovery
+    scheduler = daemon.scheduler
     registry = Registry()
 
     def daemon_status(caller: Caller) -> dict:
@@ -71,6 +72,12 @@ def build(daemon: Daemon) -> Registry:
             "recent": daemon.activity.newest(10, visible if caller.system and not caller.is_root else None),
             "interrupted": [j.name for j in jobs.list(caller, {model.INTERRUPTED})],
             "subscribers": len(daemon.events.subscribers),
+            "next_runs": [
+                {"job_id": j.id, "name": j.name, "schedule": j.schedule, "next_run_at": j.next_run_at}
+                for j in sorted(
+                    (j for j in jobs.visible(caller) if j.next_run_at), key=lambda j: (j.next_run_at, j.name)
+                )[:3]
+            ],
         }
 
     def daemon_shutdown(caller: Caller) -> dict:
@@ -84,7 +91,10 @@ def build(daemon: Daemon) -> Registry:
         clean, problems = validate.check_fields(given, creating=True, settings=settings, run_as=access.run_as(owner))
         if problems:
             raise ValidationFailed(problems)
-        return jobs.create(clean, owner, change).public()
+        created = jobs.create(clean, owner, change)
+        scheduler.plan(created)
+        change.after_save(scheduler.wake)
+        return created.public()
 
     def job_list(caller: Caller, status=None) -> list[dict]:
         return [job.public() for job in jobs.list(caller, _statuses(status))]
@@ -108,7 +118,8 @@ def build(daemon: Daemon) -> Registry:
 
     def job_update(caller: Caller, change: Change, job, **changes) -> dict:
         target = jobs.find(job, caller)
-        given = {k: v for k, v in _fields(changes, model.EDITABLE).items() if v is not None}
+        # null means "not given", except for a field where it is a value (no schedule).
+        given = {k: v for k, v in _fields(changes, model.EDITABLE).items() if v is not None or k in model.NULLABLE}
         if not given:
             raise ValidationFailed({"job": f"nothing to change: give at least one of {', '.join(model.EDITABLE)}"})
         run_as = access.run_as(target.owner)
@@ -117,7 +128,78 @@ def build(daemon: Daemon) -> Registry:
         )
         if problems:
             raise ValidationFailed(problems)
-        return jobs.update(target, clean, change).public()
+        updated = jobs.update(target, clean, change)
+        if "schedule" in clean:
+            _replan(updated, change, paused_until=updated.schedule_paused_until if clean["schedule"] else None)
+        return updated.public()
+
+    def _replan(job, change: Change, paused_until) -> None:
+        """A schedule or its pause changed: due times from now, undone with the change."""
+        before = (job.next_run_at, job.schedule_paused_until)
+
+        def undo() -> None:
+            job.next_run_at, job.schedule_paused_until = before
+
+        change.on_undo(undo)
+        change.jobs_changed = True
+        job.schedule_paused_until = paused_until
+        scheduler.plan(job)
+        change.after_save(scheduler.wake)
+
+    def _scheduled(caller: Caller, job, all) -> list:
+        if isinstance(all, bool) and all and job is None:
+            return sorted((j for j in jobs.visible(caller) if j.schedule), key=lambda j: j.name)
+        if all not in (None, False) or job is None:
+            raise InvalidParams("Invalid params: give 'job' (a name or id) or 'all': true")
+        target = jobs.find(job, caller)
+        if not target.schedule:
+            raise Conflict(
+                f"job {target.name!r} has no schedule; give it one with: bkm job edit {target.name} --schedule SPEC",
+                {"job": target.name},
+            )
+        return [target]
+
+    def schedule_list(caller: Caller) -> list[dict]:
+        scheduled = sorted(
+            (j for j in jobs.visible(caller) if j.schedule),
+            key=lambda j: (j.next_run_at is None, j.next_run_at or "", j.name),
+        )
+        return [j.public() for j in scheduled]
+
+    def schedule_pause(caller: Caller, change: Change, job=None, all=None, duration=None) -> list[dict]:
+        targets = _scheduled(caller, job, all)
+        if duration is None:
+            until = "forever"
+        else:
+            try:
+                seconds = schedules.duration(duration) if isinstance(duration, str) else duration
+            except ValueError as e:
+                raise ValidationFailed({"for": str(e)}) from None
+            if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= schedules.DURATION_MAX:
+                raise ValidationFailed({"for": "must be a duration from 1s to ten years, such as 2h or 3d"})
+            until = schedules.time_text(time.time() + seconds)
+        for target in targets:
+            _replan(target, change, until)
+            change.after_save(
+                lambda target=target: daemon.logs.write(
+                    target.id, "schedule paused" + ("" if until == "forever" else f" until {until}")
+                )
+            )
+        return [target.public() for target in targets]
+
+    def schedule_resume(caller: Caller, change: Change, job=None, all=None) -> list[dict]:
+        targets = _scheduled(caller, job, all)
+        for target in targets:
+            if target.schedule_paused_until is not None:
+                _replan(target, change, None)
+                change.after_save(lambda target=target: daemon.logs.write(target.id, "schedule resumed"))
+        return [target.public() for target in targets]
+
+    async def job_dry_run(caller: Caller, job) -> dict:
+        from bkmd.dryrun import dry_run
+
+        target = jobs.find(job, caller)
+        return {"job": target.name, **(await dry_run(target, settings))}
 
     def job_delete(caller: Caller, change: Change, job) -> dict:
         target = jobs.find(job, caller)
@@ -216,6 +298,10 @@ def build(daemon: Daemon) -> Registry:
     registry.add("job.delete", job_delete)
     registry.add("job.start", job_start)
     registry.add("job.pause", job_pause)
+    registry.add("job.dry_run", job_dry_run)
+    registry.add("schedule.list", schedule_list)
+    registry.add("schedule.pause", schedule_pause)
+    registry.add("schedule.resume", schedule_resume)
     registry.add("events.subscribe", events_subscribe)
     registry.add("logs.read", logs_read)
     registry.add("logs.follow", logs_follow)

@@ -18,6 +18,9 @@ class Verdict:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     summary: str = ""  # one line for the job log
+    # A failure that may pass by itself (the engine's TRANSIENT exit codes, a stall): retried
+    # when the job allows retries.
+    transient: bool = False
 
 
 def judge(
@@ -35,7 +38,8 @@ def judge(
     and what ``parser`` gathered), why bkmd stopped it (if it did), whether it started, and
     whether its (local) source folder still exists at the end."""
     if stop_reason == STALL:
-        return Verdict(model.FAILED, "stalled", summary=f"failed: stalled (no progress for {stall_timeout} s)")
+        summary = f"failed: stalled (no progress for {stall_timeout} s)"
+        return Verdict(model.FAILED, "stalled", summary=summary, transient=True)
     if stop_reason in (PAUSE, STOP):
         why = " because bkmd stopped" if stop_reason == STOP else ""
         return Verdict(model.PAUSED, summary=f"paused{why}: transfer stopped, partial data kept")
@@ -49,4 +53,5 @@ def judge(
         error = f"source vanished: {job.source} no longer exists" + (f" ({result.error})" if result.error else "")
         return Verdict(model.FAILED, error, list(result.warnings), summary=f"failed: {error}; exit code {code}")
     summary = f"{result.status}: exit code {code}" + (f", {result.error}" if result.error else "")
-    return Verdict(result.status, result.error, list(result.warnings), summary)
+    transient = result.status == model.FAILED and code in engine.TRANSIENT
+    return Verdict(result.status, result.error, list(result.warnings), summary, transient)

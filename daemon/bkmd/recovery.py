@@ -122,8 +122,10 @@ class Recovery:
         if not self.settings["resume_after_stop"]:
             return
         for job in self.jobs.with_status(model.PAUSED):
-            if (job.last_run or {}).get("paused_by_stop"):
-                self.runs.start(job, change)
+            last = job.last_run or {}
+            if last.get("paused_by_stop"):
+                # The same run goes on: its trigger and attempt stay.
+                self.runs.start(job, change, last.get("trigger") or model.MANUAL, int(last.get("attempt") or 1))
                 change.after_save(lambda job=job: self.logs.write(job.id, RESUMING_AFTER_STOP))
 
     def recover(self, job: Job, change: Change) -> Job:
@@ -149,5 +151,5 @@ class Recovery:
         whether it was to resume is not kept across a restart)."""
         queued = sorted(self.jobs.with_status(model.QUEUED), key=lambda job: (job.updated_at, job.rev))
         for job in queued:
-            self.runs.queue.add(job.id, False)
+            self.runs.queue.add(job.id, job.retry_at is not None)  # a retry builds on the failed attempt
         self.runs.start_queued()

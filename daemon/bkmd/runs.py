@@ -16,7 +16,7 @@ import shlex
 import time
 from collections.abc import Callable
 
-from bkm import model
+from bkm import model, schedules
 from bkmd import access, outcome, validate
 from bkmd.change import Change, Later
 from bkmd.engines import engine as engine_for
@@ -31,12 +31,21 @@ from bkmd.runner import Transfer
 log = logging.getLogger("bkmd.runs")
 STOP_GRACE = 10.0
 IDLE_SHOWN = 10.0  # seconds without progress after which views say so
+RETRY_WAIT_CAP = 3600
 
 
 class Run:
     """One attempt at a job: its transfer, parser, progress and record."""
 
-    def __init__(self, job: Job, resume: bool, transfer_factory: Callable[..., Transfer], runs: Runs) -> None:
+    def __init__(
+        self,
+        job: Job,
+        resume: bool,
+        transfer_factory: Callable[..., Transfer],
+        runs: Runs,
+        trigger: str = model.MANUAL,
+        attempt: int = 1,
+    ) -> None:
         self.job = job
         self.resume = resume
         self.engine = engine_for(job.type)
@@ -62,6 +71,8 @@ class Run:
             "duration_seconds": None,
             "files": None,  # files and folders in scope, when the tool states them (rsync)
             "resumed": resume,
+            "trigger": trigger,
+            "attempt": attempt,
         }
         self.argv = self.engine.argv(job, runs.settings, resume)
         run_as = access.run_as(job.owner)  # None: as bkmd itself
@@ -104,15 +115,17 @@ class Runs:
         self.transfer_factory = transfer_factory
         self.active: dict[str, Run] = {}
         self.queue = RunQueue()
+        self.retry_planned: Callable[[], None] = lambda: None  # the scheduler watches retry_at
+        self.clock = time.time  # retry_at is wall-clock time: a retry survives a restart
 
     # -- requests -----------------------------------------------------------------------------
 
-    def start(self, job: Job, change: Change) -> Job:
+    def start(self, job: Job, change: Change, trigger: str = model.MANUAL, attempt: int = 1) -> Job:
         self.jobs.check("start", job)
         resume = job.status in model.RESUMES_FROM
         waiting = self._wait_reason(job)
         if waiting is None:
-            run = Run(job, resume, self.transfer_factory, self)
+            run = Run(job, resume, self.transfer_factory, self, trigger, attempt)
             self.jobs.set_status(
                 job, "start", model.RUNNING, change, last_run=run.record, progress=run.tracker.as_dict()
             )
@@ -122,13 +135,16 @@ class Runs:
         else:
             self.queue.add(job.id, resume)
             change.on_undo(lambda: self.queue.remove(job.id))
-            self.jobs.set_status(job, "start", model.QUEUED, change, waiting=waiting)
+            self.jobs.set_status(job, "start", model.QUEUED, change, waiting=waiting, queued_by=trigger)
             change.after_save(lambda: self.logs.write(job.id, f"queued: {waiting}"))
         return job
 
     def _wait_reason(self, job: Job) -> str | None:
-        """Why ``job`` cannot start now, or None: no free slot, or a running job writes to the
-        same destination (or one inside the other): two transfers never write there at once."""
+        """Why ``job`` cannot start now, or None: its retry is not due yet, no free slot, or a
+        running job writes to the same destination (or one inside the other): two transfers
+        never write there at once."""
+        if job.retry_at is not None and schedules.parse_time(job.retry_at) > self.clock():
+            return job.waiting or f"retry at {job.retry_at}"
         for other in self.active.values():
             if validate.inside(job.dest, other.job.dest) or validate.inside(other.job.dest, job.dest):
                 return f"waiting for {other.job.name}: same destination"
@@ -141,6 +157,8 @@ class Runs:
         and the answer waits, after the commit, for its run to end."""
         self.jobs.check("pause", job)
         if job.status == model.QUEUED:
+            if job.retry_at is not None:
+                change.after_save(lambda: self.logs.write(job.id, "paused: the retry is cancelled"))
             position = self.queue.position(job.id)
             resume = self.queue.remove(job.id)
             if position is not None:
@@ -214,6 +232,34 @@ class Runs:
             run.ticker.cancel()
         self.active.pop(job.id, None)
         self.records.remove(job.id)
+        record, verdict = self._judged(run, code, spawn_error)
+        retry = self._retry_wait(run, verdict)
+        if retry is not None:
+            self._retry_later(run, record, retry)
+            return
+        self._ended(run, record, "run ended", verdict.status)
+        self.start_queued()
+
+    def _ended(self, run: Run, record: dict, cause: str, status: str, **updates) -> None:
+        """The run's record joins the history, the job takes ``status``, saved before anyone
+        hears of it: `--wait` returning means it is on disk (when it can be)."""
+        job = run.job
+        self.jobs.set_status(
+            job,
+            cause,
+            status,
+            announce=False,
+            last_run=record,
+            progress=run.tracker.as_dict(),
+            runs=(job.runs + [dict(record)])[-self.settings["keep_runs"] :],
+            **updates,
+        )
+        self.save()
+        self.jobs.publish_progress(job)
+
+    def _judged(self, run: Run, code: int | None, spawn_error: str | None) -> tuple[dict, outcome.Verdict]:
+        """The run's record and verdict, logged."""
+        job = run.job
         verdict = outcome.judge(
             run.engine,
             code,
@@ -252,17 +298,27 @@ class Runs:
             f"run {verdict.summary}; {record['bytes']} bytes in {record['duration_seconds']} s",
             "error" if verdict.status == model.FAILED else "info",
         )
-        self.jobs.set_status(
-            job,
-            "run ended",
-            verdict.status,
-            announce=False,
-            last_run=record,
-            progress=tracker.as_dict(),
-            runs=(job.runs + [dict(record)])[-self.settings["keep_runs"] :],
-        )
-        self.save()  # before anyone hears of it: `--wait` returning means it is on disk (when it can be)
-        self.jobs.publish_progress(job)
+        return record, verdict
+
+    def _retry_wait(self, run: Run, verdict: outcome.Verdict) -> int | None:
+        """Seconds before the next attempt, or None: no retry (not a transient failure, or the
+        job's retries are used up). retry_wait doubles with each attempt, up to an hour."""
+        attempt = run.record["attempt"]
+        if not (verdict.status == model.FAILED and verdict.transient) or attempt > run.job.retries:
+            return None
+        return min(run.job.retry_wait_seconds * 2 ** (attempt - 1), RETRY_WAIT_CAP)
+
+    def _retry_later(self, run: Run, record: dict, wait: int) -> None:
+        """The failed attempt is recorded; the job waits in the queue, retry_at set, until the
+        scheduler sees it due (a pause cancels it)."""
+        job = run.job
+        attempt = record["attempt"]
+        at = schedules.time_text(self.clock() + wait)
+        waiting = f"retry {attempt + 1} of {job.retries + 1} at {at}"
+        self.logs.write(job.id, f"{record['error']}: a transient failure; {waiting} (in {wait} s)", "warning")
+        self.queue.add(job.id, True)
+        self._ended(run, record, "retry later", model.QUEUED, waiting=waiting, retry_at=at, queued_by=model.RETRY)
+        self.retry_planned()
         self.start_queued()
 
     def start_queued(self) -> None:
@@ -282,7 +338,9 @@ class Runs:
                     self.jobs.publish_progress(job)
                 continue
             self.queue.remove(job_id)
-            run = Run(job, resume, self.transfer_factory, self)
+            trigger = job.queued_by or model.MANUAL
+            attempt = int((job.last_run or {}).get("attempt") or 1) + 1 if trigger == model.RETRY else 1
+            run = Run(job, resume, self.transfer_factory, self, trigger, attempt)
             self.active[job.id] = run
             self.jobs.set_status(job, "dequeue", model.RUNNING, last_run=run.record, progress=run.tracker.as_dict())
             self._spawn(run)

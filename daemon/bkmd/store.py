@@ -167,7 +167,9 @@ def _complete(job: dict) -> None:
     job.setdefault("status", model.PENDING)
     for field in model.JOB_FIELDS:
         if field.name not in job and not field.required:
-            job[field.name] = list(field.default) if isinstance(field.default, tuple) else (field.default or 0)
+            # A field added after the entry was written takes its built-in default.
+            default = settings_schema.DEFAULTS[field.default_setting] if field.default_setting else field.default
+            job[field.name] = list(default) if isinstance(default, tuple) else default
     for key in ("created_at", "updated_at"):
         job[key] = _stamp(job.get(key, job.get("created_at", now)))
 
@@ -180,6 +182,8 @@ def _check_job(path: str, index: int, line: int | None, job: Any) -> dict:
     _complete(job)
     for field, kind in JOB_FIELDS.items():
         value = job.get(field)
+        if value is None and field in model.NULLABLE:
+            continue
         if not isinstance(value, kind) or isinstance(value, bool):
             problem = "missing" if field not in job else f"not a {kind.__name__}"
             raise StoreError(path, f"{where}: field {field!r} is {problem}", *at)

@@ -127,6 +127,9 @@ def check_fields(
     on_disk: dict[str, str] = {}
     for field in model.JOB_FIELDS:
         value = fields.get(field.name)
+        if value is None and field.nullable and field.name in fields:
+            clean[field.name] = None  # given as null: none (`job edit --no-schedule`)
+            continue
         if value is None and not (creating and field.required):
             if creating:
                 default = settings[field.default_setting] if field.default_setting else field.default

@@ -24,6 +24,13 @@ JOB_KEYS = {
     "last_run",
     "owner",  # the contract's system-mode section: {"uid", "user"}
     "waiting",  # why a queued job waits, else null
+    # Schedules and retries (the contract's "Schedules and retries")
+    "schedule",
+    "next_run_at",
+    "schedule_paused_until",
+    "retries",
+    "retry_wait_seconds",
+    "retry_at",
 }
 PROGRESS_KEYS = {"percent", "bytes_transferred", "total_bytes", "speed_bytes", "eta_seconds"}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -120,7 +127,7 @@ def test_table_cuts_long_values_and_json_keeps_them(bkmd, data_dir):
     create(bkmd.home, long_name, data_dir, deep)
     table = bkm(bkmd.home, "job", "list").stdout
     header, row = table.splitlines()
-    assert header.split() == ["NAME", "TYPE", "STATUS", "PROGRESS", "SOURCE", "DEST", "UPDATED"]
+    assert header.split() == ["NAME", "TYPE", "STATUS", "PROGRESS", "NEXT", "RUN", "SOURCE", "DEST", "UPDATED"]
     assert long_name not in row and "…" in row and deep not in row
     job = json.loads(bkm(bkmd.home, "job", "list", "--json").stdout)[0]
     assert job["name"] == long_name and job["dest"] == deep

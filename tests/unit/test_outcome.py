@@ -81,6 +81,9 @@ def test_a_job_field_is_declared_once():
         "last_run",
         "owner",
         "waiting",
+        "next_run_at",
+        "schedule_paused_until",
+        "retry_at",
     }
     assert {k for k in store.JOB_FIELDS} == {"id", *model.FIELD_NAMES, "status", "created_at", "updated_at"}
     assert Job.from_record(record).source == "/s"

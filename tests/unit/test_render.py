@@ -158,3 +158,27 @@ def test_table_is_plain_columns_two_spaces_apart_each_at_least_its_header_and_tw
         "H1    HEADER2    H3    H4\na     bb               x y\nccc   d          e\nlead             z     q"
     )
     assert render.table(["A", "B"], []) == "A    B"
+
+
+def test_until_and_local_time():
+    from bkm import render
+
+    now = render.parse_time("2026-11-29T10:00:00Z")
+    assert render.until("2026-11-29T13:12:00Z", now) == "in 3h12m"
+    assert render.until("2026-11-29T10:00:00Z", now) == "due now"
+    assert render.until(None, now) == "-" and render.until("soon", now) == "soon"
+
+
+def test_local_time_follows_tz(monkeypatch):
+    import time
+
+    from bkm import render
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        assert render.local_time("2026-11-29T10:00:00Z") == "2026-11-29 11:00 CET"
+        assert render.local_time("2026-07-01T10:00:00Z") == "2026-07-01 12:00 CEST"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

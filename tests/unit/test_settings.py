@@ -19,6 +19,10 @@ def test_every_contract_key_has_its_default():
         "keep_runs": 20,
         "stall_timeout": 900,  # was 0: a dead remote must not hang for ever by default
         "resume_after_stop": True,
+        "timezone": "",  # the machine's
+        "catch_up": True,
+        "retries": 0,
+        "retry_wait": 60,
     }
 
 
@@ -30,6 +34,13 @@ def test_every_contract_key_has_its_default():
         ("default_bwlimit", "0", 0),
         ("progress_interval", "0.2", 0.2),
         ("progress_interval", 60, 60.0),
+        ("timezone", "Europe/Berlin", "Europe/Berlin"),
+        ("timezone", "", ""),
+        ("retry_wait", "90s", 90),
+        ("retry_wait", "5m", 300),
+        ("retry_wait", "120", 120),
+        ("retries", "3", 3),
+        ("catch_up", "off", False),
         ("rsync_args", "--checksum -v", ["--checksum", "-v"]),
         ("rsync_args", '["-a b"]', ["-a b"]),
         ("rclone_args", [], []),
@@ -62,6 +73,12 @@ def test_good_values(key, value, parsed):
         ("log_max_bytes", "100"),
         ("keep_runs", "0"),
         ("stall_timeout", "-5"),
+        ("timezone", "Mars/Olympus"),
+        ("timezone", "../../etc/passwd"),
+        ("retries", "11"),
+        ("retry_wait", "0s"),
+        ("retry_wait", "2d"),
+        ("retry_wait", ""),
     ],
 )
 def test_bad_values_name_the_expected_form(key, value):

@@ -70,6 +70,37 @@ def argv(job, settings, resume: bool = False) -> list[str]:
     return args + ["--", job.source, job.dest]
 
 
+# rclone's own verdict on an error: exit 5 is "temporary (retryable)".
+TRANSIENT = frozenset({5})
+
+
+def dry_run_argv(job, settings) -> list[str]:
+    """rclone's own dry run with the job's filters and arguments: what a run would send."""
+    args = [settings["rclone_path"], "copy", "--dry-run", "--use-json-log", "--stats=1h"]
+    args += ["--stats-log-level=NOTICE", "--retries=1", "--check-first"]
+    args += [f"--exclude={pattern}" for pattern in job.excludes]
+    args += list(settings["rclone_args"])
+    return args + ["--", job.source, job.dest]
+
+
+DRY_RUN_OK = frozenset({0})
+
+
+def dry_run_counts(stdout: str, stderr: str) -> tuple[int, int] | None:
+    """(files, bytes) a run would send: a dry run counts the copies it skips as transfers in
+    its closing stats record."""
+    found = None
+    for line in stderr.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        stats = entry.get("stats") if isinstance(entry, dict) else None
+        if isinstance(stats, dict) and isinstance(stats.get("transfers"), int) and isinstance(stats.get("bytes"), int):
+            found = (stats["transfers"], stats["bytes"])
+    return found
+
+
 def environment(base: dict) -> dict:
     return dict(base)
 

@@ -128,6 +128,36 @@ def argv(job, settings, resume: bool = False) -> list[str]:
     return args + ["--", job.source, job.dest]
 
 
+# Exit codes of failures that may pass by themselves (the network, the remote shell, a timeout):
+# worth a retry. The others (a missing file, permissions, a full disk) fail the same way again.
+TRANSIENT = frozenset({10, 12, 30, 35, 255})
+DRY_FILES = re.compile(r"^Number of regular files transferred: (?P<n>[\d.,]+)")
+DRY_BYTES = re.compile(r"^Total transferred file size: (?P<n>[\d.,]+) bytes")
+
+
+def dry_run_argv(job, settings) -> list[str]:
+    """rsync's own dry run with the job's filters and arguments: what a run would send."""
+    args = [settings["rsync_path"], "-a", "-n", "--stats", "--no-h", "-s"]
+    args += [f"--exclude={pattern}" for pattern in job.excludes]
+    args += list(settings["rsync_args"])
+    return args + ["--", job.source, job.dest]
+
+
+# A dry run that counted what it would send: 24 is a file that vanished while it looked.
+DRY_RUN_OK = frozenset({0, 24})
+
+
+def dry_run_counts(stdout: str, stderr: str) -> tuple[int, int] | None:
+    """(files, bytes) a run would send, from a dry run's --stats; None if they are not there."""
+    files = size = None
+    for line in stdout.splitlines():
+        if (match := DRY_FILES.match(line)) is not None:
+            files = _integer(match["n"])
+        elif (match := DRY_BYTES.match(line)) is not None:
+            size = _integer(match["n"])
+    return None if files is None or size is None else (files, size)
+
+
 def environment(base: dict) -> dict:
     env = {k: v for k, v in base.items() if k not in ("RSYNC_PROTECT_ARGS", "RSYNC_OLD_ARGS")}
     env["LC_ALL"] = "C.UTF-8"  # bare digits, a dot for decimals
