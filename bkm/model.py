@@ -233,7 +233,7 @@ class Field:
 
 
 RETRIES_MAX = 10
-RETRY_WAIT_MAX = 86400
+RETRY_WAIT_MAX = 3600  # the waits double up to an hour: a first wait longer than that never happens
 
 
 def _parse_schedule(value: object) -> tuple[object, str | None]:
@@ -263,7 +263,7 @@ def parse_wait(value: object) -> tuple[int | None, str | None]:
         except ValueError as e:
             return None, str(e)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= RETRY_WAIT_MAX:
-        return None, f"must be from 1s to 1d (got {brief(value)})"
+        return None, f"must be from 1s to 1h (got {brief(value)})"
     return value, None
 
 

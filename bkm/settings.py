@@ -142,7 +142,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("timezone", "", "an IANA zone name such as Europe/Berlin, empty for the machine's", _zone),
         Setting("catch_up", True, "true or false", _flag),
         Setting("retries", 0, "a whole number from 0 to 10", _whole(0, 10)),
-        Setting("retry_wait", 60, "seconds from 1 to 86400, or a duration such as 90s or 5m", _seconds(1, 86400)),
+        Setting("retry_wait", 60, "seconds from 1 to 3600, or a duration such as 90s or 5m", _seconds(1, 3600)),
     )
 }
 

@@ -240,6 +240,9 @@ def run_in_terminal(
 
     pid, fd = pty.fork()
     if pid == 0:  # the child
+        # As in a person's terminal: Ctrl-C interrupts. A test run started in the background
+        # of a non-interactive shell inherits SIGINT ignored, and Python then keeps ignoring it.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.environ["BKM_HOME"] = home
         os.environ.pop("BKM_SOCKET", None)
         argv = program("bkm") + args

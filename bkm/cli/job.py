@@ -390,7 +390,7 @@ def status_cell(job: dict) -> str:
     warnings = len((job.get("last_run") or {}).get("warnings") or [])
     if job["status"] == "completed" and warnings:
         return f"completed ({warnings} warning{'s' if warnings > 1 else ''})"
-    if job["status"] == "queued" and job.get("retry_at"):
+    if job["status"] == "queued" and job.get("retry_at") and render.until(job["retry_at"]) != "due now":
         return f"queued (retry {render.until(job['retry_at'])})"
     return job["status"]
 

@@ -100,8 +100,10 @@ def pause(obj, job_ref, all_jobs, duration, as_json) -> None:
 @click.pass_obj
 def resume(obj, job_ref, all_jobs, as_json) -> None:
     """Run JOB (or every job, --all) on its schedule again; missed runs are not made up."""
+    targets = _targets(job_ref, all_jobs)
     with obj.client() as client:
-        resumed = client.call("schedule.resume", **_targets(job_ref, all_jobs))
+        paused = None if as_json else {j["id"] for j in client.call("schedule.list") if j["schedule_paused_until"]}
+        resumed = client.call("schedule.resume", **targets)
     if as_json:
         print_json(resumed)
         return
@@ -111,4 +113,5 @@ def resume(obj, job_ref, all_jobs, as_json) -> None:
         echo("no scheduled jobs")
     for j in resumed:
         next_run = j.get("next_run_at")
-        echo(f"schedule of job {render.safe(j['name'])} resumed; next run {render.local_time(next_run)} ({next_run})")
+        what = "resumed" if j["id"] in paused else "was not paused"
+        echo(f"schedule of job {render.safe(j['name'])} {what}; next run {render.local_time(next_run)} ({next_run})")

@@ -46,7 +46,7 @@ def status(obj, as_json) -> None:
         when = f"{render.local_time(planned['next_run_at'])} ({render.until(planned['next_run_at'])})"
         echo(render.cut(f"  {when}  {render.safe(planned['name'])}  {render.safe(planned['schedule'])}", width - 1))
     if not info.get("next_runs"):
-        echo("  no schedule due (bkm job edit JOB --schedule SPEC)")
+        echo("  none planned (a schedule: bkm job edit JOB --schedule SPEC; paused ones: bkm schedule list)")
     echo("")
     echo("recent activity:")
     for entry in info.get("recent") or []:

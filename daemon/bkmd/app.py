@@ -11,6 +11,7 @@ from bkm import paths as bkm_paths
 from bkmd import access
 from bkmd.activity import Activity
 from bkmd.change import Change
+from bkmd.dryrun import DryRuns
 from bkmd.errors import MethodError, Unavailable
 from bkmd.events import Events
 from bkmd.job import now
@@ -52,6 +53,7 @@ class Daemon:
             self._scheduled_changes,
         )
         self.runs.retry_planned = self.scheduler.wake
+        self.dry_runs = DryRuns(settings, transfer_factory)
         # A saved settings change may free slots (max_concurrent_jobs): start queued jobs; and
         # another timezone moves cron due times.
         settings.on_change.append(self.runs.start_queued)
@@ -76,9 +78,36 @@ class Daemon:
             change.undo()
             self.logs.write(job.id, f"scheduled run not started: {e.message}", "error")
 
-    def _skip(self, job, reason: str) -> None:
+    def _skip(self, job, reason: str, trigger: str) -> None:
+        """A due run that does not happen is recorded like a run: in the history (outcome
+        skipped; last_run stays the last real run), the job log and the activity."""
+        stamp = now()
+        record = {
+            "started_at": stamp,
+            "finished_at": stamp,
+            "outcome": "skipped",
+            "exit_code": None,
+            "error": reason,
+            "warnings": [],
+            "bytes": 0,
+            "duration_seconds": 0.0,
+            "files": None,
+            "resumed": False,
+            "trigger": trigger,
+            "attempt": 1,
+            "count": 1,
+        }
+        last = job.runs[-1] if job.runs else {}
         self.logs.write(job.id, f"skipped a scheduled run: {reason}", "warning")
-        self.activity.note(job, "skipped", reason)
+        if last.get("outcome") == "skipped" and last.get("error") == reason:
+            # One record for a streak of skips (an @every 1m job during a 4-hour run): the
+            # history keeps its real runs.
+            record = dict(last, finished_at=stamp, count=int(last.get("count") or 1) + 1)
+            job.runs = job.runs[:-1] + [record]
+        else:
+            job.runs = (job.runs + [record])[-self.settings["keep_runs"] :]
+            self.activity.note(job, "skipped", reason)
+        self.jobs.progress_changed()
 
     def _scheduled_changes(self) -> None:
         self.jobs.progress_changed()
@@ -168,7 +197,7 @@ class Daemon:
             self.save_in_background()
 
     async def stop(self) -> None:
-        await self.runs.stop_all()
+        await asyncio.gather(self.runs.stop_all(), self.dry_runs.stop_all())
         # Whole, so that a stopped bkmd leaves jobs.yaml complete, to read or edit by hand.
         try:
             self.jobs.save(whole=True)

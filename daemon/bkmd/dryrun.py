@@ -3,8 +3,10 @@ what a run would send. It changes no status and no history; it is not a run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 from collections.abc import Callable
 
 from bkmd import access
@@ -15,13 +17,39 @@ from bkmd.runner import Transfer
 
 KEEP_BYTES = 1 << 20  # of each stream, the end (the statistics come last; -v lists every file)
 ERROR_CHARS = 300
+TIMEOUT = 3600  # seconds: a dry run only lists; one that takes longer is stuck (a hung remote)
+LOOK_SECONDS = 0.5  # how often a dry run looks whether whoever asked is still there
+STOP_GRACE = 5.0
 
 
 class DryRunFailed(Unavailable):
     """The tool's dry run failed (exit 1 in the client, with the tool's error)."""
 
 
-async def dry_run(job: Job, settings, transfer_factory: Callable[..., Transfer] = Transfer) -> dict:
+class DryRuns:
+    """The dry runs in progress: at most ``limit`` at once, each stopped when it takes longer
+    than TIMEOUT, when whoever asked hangs up, or when bkmd stops."""
+
+    def __init__(self, settings, transfer_factory: Callable[..., Transfer] = Transfer) -> None:
+        self.settings = settings
+        self.transfer_factory = transfer_factory
+        self.running: set[Transfer] = set()
+
+    def limit(self) -> int:
+        return max(2, self.settings["max_concurrent_jobs"])
+
+    async def run(self, job: Job, gone: Callable[[], bool]) -> dict:
+        if len(self.running) >= self.limit():
+            raise Unavailable(f"{len(self.running)} dry runs are in progress already; try again when one ends")
+        return await dry_run(job, self.settings, self, gone)
+
+    async def stop_all(self) -> None:
+        for transfer in list(self.running):
+            transfer.request_stop(STOP_GRACE)
+        await asyncio.gather(*(transfer.done.wait() for transfer in list(self.running)))
+
+
+async def dry_run(job: Job, settings, runs: DryRuns, gone: Callable[[], bool]) -> dict:
     """{"files": N, "bytes": N} a run would send now; DryRunFailed with the tool's error."""
     engine = engine_for(job.type)
     argv = engine.dry_run_argv(job, settings)
@@ -39,7 +67,7 @@ async def dry_run(job: Job, settings, transfer_factory: Callable[..., Transfer] 
     def exited(code: int | None, error: str | None) -> None:
         ended.update(code=code, error=error)
 
-    transfer = transfer_factory(
+    transfer = runs.transfer_factory(
         argv,
         run_as.environment(env) if run_as else env,
         on_started=lambda pid, start: None,
@@ -47,8 +75,26 @@ async def dry_run(job: Job, settings, transfer_factory: Callable[..., Transfer] 
         on_exit=exited,
         run_as=run_as,
     )
-    transfer.start()
-    await transfer.done.wait()
+    runs.running.add(transfer)
+    began = time.monotonic()
+    stopped = None
+    try:
+        transfer.start()
+        while not transfer.done.is_set():
+            try:
+                await asyncio.wait_for(transfer.done.wait(), LOOK_SECONDS)
+            except asyncio.TimeoutError:  # noqa: UP041 (TimeoutError itself only from Python 3.11)
+                pass
+            if stopped is None and gone():
+                stopped = "whoever asked for it hung up"
+            elif stopped is None and time.monotonic() - began > TIMEOUT:
+                stopped = f"it took longer than {TIMEOUT // 60} minutes"
+            if stopped is not None:
+                transfer.request_stop(STOP_GRACE)
+    finally:
+        runs.running.discard(transfer)
+    if stopped is not None:
+        raise DryRunFailed(f"the dry run of job {job.name!r} was stopped: {stopped}", {"job": job.name})
     out, err = (kept[s].decode("utf-8", "replace") for s in ("out", "err"))
     code = ended.get("code")
     if ended.get("error"):

@@ -41,8 +41,9 @@ class Job:
     schedule_paused_until: str | None = None
     # A queued job waiting to retry a run that failed for a transient reason: when.
     retry_at: str | None = None
-    # What queued the job (model.SCHEDULE, ...): its run records it when it leaves the queue.
-    queued_by: str | None = None
+    # What queued the job ({"trigger": model.SCHEDULE, "attempt": 1}): its run records it when
+    # it leaves the queue, also after a restart.
+    queued_by: dict | None = None
     # This job's store line, until a field changes (see __setattr__ and stored_line).
     _stored: str | None = field(default=None, repr=False, compare=False)
     # Where the ids of changed jobs are collected for the next save (Jobs.dirty), once added.
@@ -127,15 +128,35 @@ class Job:
             rev=int(record.get("rev") or 0),
             owner=record.get("owner") if isinstance(record.get("owner"), dict) else None,
             waiting=_text(record.get("waiting")),
-            next_run_at=_text(record.get("next_run_at")),
-            schedule_paused_until=_text(record.get("schedule_paused_until")),
-            retry_at=_text(record.get("retry_at")),
-            queued_by=_text(record.get("queued_by")),
+            next_run_at=_time(record.get("next_run_at")),
+            schedule_paused_until=_time(record.get("schedule_paused_until"), "forever"),
+            retry_at=_time(record.get("retry_at")),
+            queued_by=_queued_by(record.get("queued_by")),
         )
 
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _time(value: object, *words: str) -> str | None:
+    """A stored time (UTC text, as bkmd writes it), or one of ``words``; anything else (a hand
+    edit gone wrong) is None: the scheduler plans such a time afresh."""
+    if not isinstance(value, str) or value in words:
+        return value if isinstance(value, str) else None
+    from bkm.schedules import parse_time
+
+    try:
+        parse_time(value)
+    except ValueError:
+        return None
+    return value
+
+
+def _queued_by(value: object) -> dict | None:
+    if isinstance(value, dict) and isinstance(value.get("trigger"), str) and isinstance(value.get("attempt"), int):
+        return {"trigger": value["trigger"], "attempt": value["attempt"]}
+    return None
 
 
 def _copy(value: object) -> object:

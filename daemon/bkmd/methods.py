@@ -133,7 +133,7 @@ def build(daemon: Daemon) -> Registry:
             _replan(updated, change, paused_until=updated.schedule_paused_until if clean["schedule"] else None)
         return updated.public()
 
-    def _replan(job, change: Change, paused_until) -> None:
+    def _replan(job, change: Change, paused_until, keep_rhythm: bool = False) -> None:
         """A schedule or its pause changed: due times from now, undone with the change."""
         before = (job.next_run_at, job.schedule_paused_until)
 
@@ -143,7 +143,7 @@ def build(daemon: Daemon) -> Registry:
         change.on_undo(undo)
         change.jobs_changed = True
         job.schedule_paused_until = paused_until
-        scheduler.plan(job)
+        scheduler.plan(job, keep_rhythm)
         change.after_save(scheduler.wake)
 
     def _scheduled(caller: Caller, job, all) -> list:
@@ -179,7 +179,7 @@ def build(daemon: Daemon) -> Registry:
                 raise ValidationFailed({"for": "must be a duration from 1s to ten years, such as 2h or 3d"})
             until = schedules.time_text(time.time() + seconds)
         for target in targets:
-            _replan(target, change, until)
+            _replan(target, change, until, keep_rhythm=True)
             change.after_save(
                 lambda target=target: daemon.logs.write(
                     target.id, "schedule paused" + ("" if until == "forever" else f" until {until}")
@@ -191,15 +191,15 @@ def build(daemon: Daemon) -> Registry:
         targets = _scheduled(caller, job, all)
         for target in targets:
             if target.schedule_paused_until is not None:
-                _replan(target, change, None)
+                _replan(target, change, None, keep_rhythm=True)
                 change.after_save(lambda target=target: daemon.logs.write(target.id, "schedule resumed"))
         return [target.public() for target in targets]
 
-    async def job_dry_run(caller: Caller, job) -> dict:
-        from bkmd.dryrun import dry_run
-
+    async def job_dry_run(connection, caller: Caller, job) -> dict:
         target = jobs.find(job, caller)
-        return {"job": target.name, **(await dry_run(target, settings))}
+        # The client waits for the answer and sends nothing meanwhile: EOF means it hung up.
+        gone = (lambda: connection.reader.at_eof()) if connection is not None else (lambda: False)
+        return {"job": target.name, **(await daemon.dry_runs.run(target, gone))}
 
     def job_delete(caller: Caller, change: Change, job) -> dict:
         target = jobs.find(job, caller)

@@ -71,6 +71,13 @@ class TransferRecords:
         return found
 
 
+def continued(job: Job) -> tuple[str, int]:
+    """The trigger and attempt of a run that goes on after bkmd stopped: those it had."""
+    last = job.last_run or {}
+    attempt = last.get("attempt")
+    return last.get("trigger") or model.MANUAL, attempt if isinstance(attempt, int) and attempt > 0 else 1
+
+
 class Recovery:
     def __init__(self, jobs: Jobs, logs: JobLogs, records: TransferRecords, settings, runs) -> None:
         self.jobs = jobs
@@ -114,7 +121,7 @@ class Recovery:
         for job in self.jobs.with_status(model.INTERRUPTED):
             self.recover(job, change)
             if choice == "resume":
-                self.runs.start(job, change)
+                self.runs.start(job, change, *continued(job))
 
     def resume_after_stop(self, change: Change) -> None:
         """Jobs a stopping bkmd paused (daemon stop, SIGTERM, a reboot) start again, when the
@@ -122,10 +129,8 @@ class Recovery:
         if not self.settings["resume_after_stop"]:
             return
         for job in self.jobs.with_status(model.PAUSED):
-            last = job.last_run or {}
-            if last.get("paused_by_stop"):
-                # The same run goes on: its trigger and attempt stay.
-                self.runs.start(job, change, last.get("trigger") or model.MANUAL, int(last.get("attempt") or 1))
+            if (job.last_run or {}).get("paused_by_stop"):
+                self.runs.start(job, change, *continued(job))
                 change.after_save(lambda job=job: self.logs.write(job.id, RESUMING_AFTER_STOP))
 
     def recover(self, job: Job, change: Change) -> Job:

@@ -135,7 +135,8 @@ class Runs:
         else:
             self.queue.add(job.id, resume)
             change.on_undo(lambda: self.queue.remove(job.id))
-            self.jobs.set_status(job, "start", model.QUEUED, change, waiting=waiting, queued_by=trigger)
+            queued_by = {"trigger": trigger, "attempt": attempt}
+            self.jobs.set_status(job, "start", model.QUEUED, change, waiting=waiting, queued_by=queued_by)
             change.after_save(lambda: self.logs.write(job.id, f"queued: {waiting}"))
         return job
 
@@ -314,10 +315,11 @@ class Runs:
         job = run.job
         attempt = record["attempt"]
         at = schedules.time_text(self.clock() + wait)
-        waiting = f"retry {attempt + 1} of {job.retries + 1} at {at}"
+        waiting = f"retry {attempt} of {job.retries} at {at}"
         self.logs.write(job.id, f"{record['error']}: a transient failure; {waiting} (in {wait} s)", "warning")
         self.queue.add(job.id, True)
-        self._ended(run, record, "retry later", model.QUEUED, waiting=waiting, retry_at=at, queued_by=model.RETRY)
+        retry = {"trigger": model.RETRY, "attempt": attempt + 1}
+        self._ended(run, record, "retry later", model.QUEUED, waiting=waiting, retry_at=at, queued_by=retry)
         self.retry_planned()
         self.start_queued()
 
@@ -338,9 +340,8 @@ class Runs:
                     self.jobs.publish_progress(job)
                 continue
             self.queue.remove(job_id)
-            trigger = job.queued_by or model.MANUAL
-            attempt = int((job.last_run or {}).get("attempt") or 1) + 1 if trigger == model.RETRY else 1
-            run = Run(job, resume, self.transfer_factory, self, trigger, attempt)
+            queued_by = job.queued_by or {"trigger": model.MANUAL, "attempt": 1}
+            run = Run(job, resume, self.transfer_factory, self, queued_by["trigger"], queued_by["attempt"])
             self.active[job.id] = run
             self.jobs.set_status(job, "dequeue", model.RUNNING, last_run=run.record, progress=run.tracker.as_dict())
             self._spawn(run)

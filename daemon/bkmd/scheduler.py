@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 
@@ -27,9 +28,11 @@ CHECK_SECONDS = 30.0
 # machine slept or the clock was changed.
 JUMP_SECONDS = 5.0
 FOREVER = "forever"
+RETRY_CAP = 3600  # the longest wait before a retry (bkmd.runs)
 # A due run of a job in one of these is skipped: it would overlap the run in progress, jump
-# the queue, or override a person's pause (or their choice about an interrupted run).
-BUSY = frozenset({model.RUNNING, model.QUEUED, model.PAUSED, model.INTERRUPTED})
+# the queue, or override a person's pause. (An interrupted job's scheduled run resumes it: a
+# crash must not silently end a job's schedule.)
+BUSY = frozenset({model.RUNNING, model.QUEUED, model.PAUSED})
 
 
 class Scheduler:
@@ -38,7 +41,7 @@ class Scheduler:
         jobs: Callable[[], Iterable[Job]],
         settings,
         start: Callable[[Job, str], None],
-        skip: Callable[[Job, str], None],
+        skip: Callable[[Job, str, str], None],
         retries_due: Callable[[], None],
         changed: Callable[[], None],
         clock: Callable[[], float] = time.time,
@@ -55,6 +58,7 @@ class Scheduler:
         # The last check: due times after it are on time; earlier ones were missed while bkmd
         # did not run (it starts at bkmd's start).
         self._checked = (clock(), monotonic())
+        self._first = True  # the first check also brings due times in the store back to now
         self._wake: asyncio.Event | None = None
 
     # -- due times ----------------------------------------------------------------------------
@@ -63,29 +67,55 @@ class Scheduler:
         return schedules.zone(self.settings["timezone"])
 
     def next_run(self, job: Job, after: float) -> str | None:
-        """The first due time after ``after`` that no schedule pause holds back, or None."""
+        """The first due time after ``after`` that no schedule pause holds back, or None. An
+        @every schedule keeps its rhythm from its current due time when it has one."""
         if not job.schedule or job.schedule_paused_until == FOREVER:
             return None
         if job.schedule_paused_until:
             after = max(after, schedules.parse_time(job.schedule_paused_until))
         try:
-            due = schedules.parse(job.schedule).next_after(after, self.zone())
+            spec = schedules.parse(job.schedule)
+            if spec.every is not None and job.next_run_at is not None:
+                slot = schedules.parse_time(job.next_run_at)
+                if slot > after:
+                    return job.next_run_at
+                # The first slot of the rhythm after ``after``: a pause of 2 h on an hourly
+                # job skips two runs, not three.
+                return schedules.time_text(slot + math.ceil((after - slot) / spec.every + 1e-9) * spec.every)
+            return schedules.time_text(spec.next_after(after, self.zone()))
         except ValueError as e:  # a hand-edited store; the store's checks let any string through
             log.error("job %r: schedule %r: %s", job.name, job.schedule, e)
             return None
-        return schedules.time_text(due)
 
-    def plan(self, job: Job) -> None:
-        """Due times from now (a schedule set or changed, a pause set or ended, another zone)."""
+    def plan(self, job: Job, keep_rhythm: bool = False) -> None:
+        """Due times from now (a schedule set or changed, a pause set or ended, another zone);
+        an @every schedule keeps its rhythm only when asked (a pause), else starts it now."""
+        if not keep_rhythm:
+            job.next_run_at = None
         job.next_run_at = self.next_run(job, self.clock())
 
     def following(self, job: Job, due: float, now: float) -> str | None:
         """The due time after the one that just fell due: an @every schedule keeps its rhythm
         from the due time, unless that is already past too (then from now: one catch-up)."""
         spec = schedules.parse(job.schedule)
-        if spec.every is not None and not job.schedule_paused_until and due + spec.every > now:
-            return schedules.time_text(due + spec.every)
+        if spec.every is not None and due + spec.every <= now:
+            job.next_run_at = None  # the rhythm starts again from now
         return self.next_run(job, now)
+
+    def _clamped(self, job: Job, now: float) -> str | None:
+        """After the wall clock went back (or was found ahead of the store at start): a due
+        time further away than the schedule's own gap from now comes back to its first due time
+        from now. A nearer one stays, so a cron time that has run is not run again when the
+        clock is set back an hour."""
+        stored = schedules.parse_time(job.next_run_at)
+        spec = schedules.parse(job.schedule)
+        if spec.every is not None:
+            return job.next_run_at if stored <= now + spec.every else schedules.time_text(now + spec.every)
+        first = self.next_run(job, now)
+        if first is None:
+            return None
+        second = self.next_run(job, schedules.parse_time(first))
+        return job.next_run_at if second is None or stored <= schedules.parse_time(second) else first
 
     # -- checking -----------------------------------------------------------------------------
 
@@ -94,55 +124,72 @@ class Scheduler:
         now, mono = self.clock(), self.monotonic()
         last_wall, last_mono = self._checked
         drift = (now - last_wall) - (mono - last_mono)
-        jumped = drift > JUMP_SECONDS
+        # Due times after this were surely on time: bkmd was running and the machine awake
+        # (after a suspend, only the monotonic time since the last check is sure to be awake).
+        awake_since = now - (mono - last_mono) if drift > JUMP_SECONDS else last_wall
+        clamp = drift < -JUMP_SECONDS or self._first
+        self._first = False
         self._checked = (now, mono)
         changed = False
         nearest = now + CHECK_SECONDS
         retry_due = False
         for job in list(self.jobs()):
-            if job.retry_at is not None and job.status == model.QUEUED:
-                at = schedules.parse_time(job.retry_at)
-                retry_due |= at <= now
-                nearest = min(nearest, at)
-            if not job.schedule:
-                if job.next_run_at is not None or job.schedule_paused_until is not None:
-                    job.next_run_at = job.schedule_paused_until = None
-                    changed = True
-                continue
-            paused = job.schedule_paused_until
-            if paused not in (None, FOREVER) and schedules.parse_time(paused) <= now:
-                job.schedule_paused_until = None
-                log.info("job %r: schedule pause ended", job.name)
-                changed = True
-            if job.next_run_at is None or drift < -JUMP_SECONDS:
-                # New to the scheduler, or the clock went back: due times from now.
-                planned = self.next_run(job, now)
-                if planned != job.next_run_at and (job.next_run_at is None or planned is not None):
-                    job.next_run_at = planned
-                    changed = True
-                if job.next_run_at is None:
-                    continue
-            due = schedules.parse_time(job.next_run_at)
-            if due > now:
-                nearest = min(nearest, due)
-                continue
-            on_time = due > last_wall and not jumped
-            job.next_run_at = self.following(job, due, now)
-            changed = True
-            if job.next_run_at is not None:
-                nearest = min(nearest, schedules.parse_time(job.next_run_at))
-            self._due(job, model.SCHEDULE if on_time else model.CATCH_UP)
+            try:
+                if job.retry_at is not None and job.status == model.QUEUED:
+                    at = schedules.parse_time(job.retry_at)
+                    if clamp and at > now + RETRY_CAP:
+                        job.retry_at, changed = schedules.time_text(now + RETRY_CAP), True
+                    elif at <= now:
+                        retry_due = True  # started when a slot is free (never a busy wait for one)
+                    else:
+                        nearest = min(nearest, at)
+                changed |= self._check_schedule(job, now, awake_since, clamp)
+                if job.next_run_at is not None:
+                    nearest = min(nearest, schedules.parse_time(job.next_run_at))
+            except ValueError as e:  # one job's bad time (a hand edit) must not stop the others
+                log.error("job %r: cannot schedule it: %s", job.name, e)
         if changed:
             self.changed()
         if retry_due:
             self.retries_due()
         return max(0.0, min(CHECK_SECONDS, nearest - self.clock()))
 
+    def _check_schedule(self, job: Job, now: float, awake_since: float, clamp: bool) -> bool:
+        """Start or skip ``job`` when its schedule fell due; whether its schedule state changed."""
+        if not job.schedule:
+            if job.next_run_at is None and job.schedule_paused_until is None:
+                return False
+            job.next_run_at = job.schedule_paused_until = None
+            return True
+        changed = False
+        paused = job.schedule_paused_until
+        if paused not in (None, FOREVER) and schedules.parse_time(paused) <= now:
+            job.schedule_paused_until = None
+            log.info("job %r: schedule pause ended", job.name)
+            changed = True
+        if job.next_run_at is None:
+            planned = self.next_run(job, now)
+            if planned is None:
+                return changed
+            job.next_run_at, changed = planned, True
+        elif clamp:
+            kept = self._clamped(job, now)
+            if kept != job.next_run_at:
+                job.next_run_at, changed = kept, True
+                if kept is None:
+                    return changed
+        due = schedules.parse_time(job.next_run_at)
+        if due > now:
+            return changed
+        job.next_run_at = self.following(job, due, now)
+        self._due(job, model.SCHEDULE if due > awake_since else model.CATCH_UP)
+        return True
+
     def _due(self, job: Job, trigger: str) -> None:
         if trigger == model.CATCH_UP and not self.settings["catch_up"]:
-            self.skip(job, "missed while bkmd was not running or the machine slept (catch_up is off)")
+            self.skip(job, "missed while bkmd was not running or the machine slept (catch_up is off)", trigger)
         elif job.status in BUSY:
-            self.skip(job, f"still {job.status}")
+            self.skip(job, f"still {job.status}", trigger)
         else:
             self.start(job, trigger)
 

@@ -172,6 +172,9 @@ def _complete(job: dict) -> None:
             job[field.name] = list(default) if isinstance(default, tuple) else default
     for key in ("created_at", "updated_at"):
         job[key] = _stamp(job.get(key, job.get("created_at", now)))
+    for key in ("next_run_at", "retry_at", "schedule_paused_until"):  # a YAML timestamp by hand
+        if job.get(key) is not None:
+            job[key] = _stamp(job[key])
 
 
 def _check_job(path: str, index: int, line: int | None, job: Any) -> dict:

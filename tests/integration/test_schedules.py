@@ -3,10 +3,11 @@
 import json
 import os
 import stat
+import subprocess
 import time
 
 import pytest
-from helpers import Bkmd, bkm, create, make_tree, slow_tree, stays, tree, wait_for
+from helpers import Bkmd, bkm, create, make_tree, program, slow_tree, stays, tree, wait_for
 
 from bkm import schedules
 
@@ -85,8 +86,12 @@ def test_a_job_still_running_when_due_is_skipped_not_run_twice(bkmd):
     wait_for(lambda: "skipped a scheduled run: still running" in log_text(bkmd.home, "slow"), 15, what="a skip")
     assert len(bkmd.transfers(("rsync",))) <= 3  # one rsync run: its (at most) three processes
     wait_for(lambda: any(r["outcome"] == "completed" for r in runs(bkmd.home, "slow")), 30, what="the run's end")
-    first = runs(bkmd.home, "slow")[0]
-    assert first["trigger"] == "schedule" and first["outcome"] == "completed"
+    history = runs(bkmd.home, "slow")
+    real = [r for r in history if r["outcome"] != "skipped"]
+    assert real[0]["trigger"] == "schedule" and real[0]["outcome"] == "completed"
+    # The skips of the run are one history record with their count (the history keeps its runs).
+    (skips,) = [r for r in history if r["outcome"] == "skipped"][:1]
+    assert skips["error"] == "still running" and skips["trigger"] == "schedule" and skips["count"] >= 1
     recent = bkm(bkmd.home, "status", "--json")
     entries = json.loads(recent.stdout)["recent"]
     assert any(e["status"] == "skipped" and e["detail"] == "still running" for e in entries)
@@ -114,7 +119,7 @@ def test_transient_failures_are_retried_with_doubling_waits_and_wait_waits_for_t
     assert tree(dest) == tree(data_dir)
     job = show(bkmd.home, "flaky")
     assert job["status"] == "completed" and job["retry_at"] is None
-    assert "retry 2 of 4" in log_text(bkmd.home, "flaky")
+    assert "retry 1 of 3" in log_text(bkmd.home, "flaky")
 
 
 def test_a_failure_that_is_not_transient_is_not_retried(bkmd, data_dir):
@@ -136,7 +141,7 @@ def test_pause_during_the_retry_wait_cancels_the_retry(bkmd, data_dir):
     assert bkm(bkmd.home, "job", "start", "wait").returncode == 0
     wait_for(lambda: show(bkmd.home, "wait")["retry_at"] is not None, 10, what="a planned retry")
     job = show(bkmd.home, "wait")
-    assert job["status"] == "queued" and "retry 2 of 3" in job["waiting"]
+    assert job["status"] == "queued" and "retry 1 of 2" in job["waiting"]
     assert 55 <= schedules.parse_time(job["retry_at"]) - schedules.parse_time(job["runs"][-1]["finished_at"]) <= 61
     listed = bkm(bkmd.home, "job", "list")
     assert "queued (retry in" in listed.stdout
@@ -234,3 +239,27 @@ def test_schedule_commands_and_their_errors(bkmd, data_dir):
     assert json.loads(out.stdout)["schedule"] is None and json.loads(out.stdout)["next_run_at"] is None
     status = bkm(bkmd.home, "status")
     assert "next runs:" in status.stdout
+
+
+def test_a_dry_run_stops_when_the_client_hangs_up_and_when_bkmd_stops(bkmd, data_dir):
+    slow = os.path.join(bkmd.home, "slow-rsync")
+    with open(slow, "w") as f:
+        f.write('#!/bin/sh\nsleep 60\nexec rsync "$@"\n')
+    os.chmod(slow, 0o755)
+    assert bkm(bkmd.home, "settings", "set", "rsync_path", slow).returncode == 0
+    create(bkmd.home, "dry", "rsync", data_dir + "/", os.path.join(bkmd.home, "dst"))
+    env = dict(os.environ, BKM_HOME=bkmd.home)
+    client = subprocess.Popen(program("bkm") + ["job", "start", "dry", "--dry-run"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    wait_for(lambda: bkmd.transfers(("sleep",)), 10, what="the dry run's process")
+    client.kill()
+    client.wait()
+    wait_for(lambda: not bkmd.transfers(("sleep",)), 10, what="the dry run stopped after the client left")
+    assert bkm(bkmd.home, "job", "show", "dry").returncode == 0  # bkmd serves on
+    client = subprocess.Popen(program("bkm") + ["job", "start", "dry", "--dry-run"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for(lambda: bkmd.transfers(("sleep",)), 10, what="the second dry run's process")
+    began = time.monotonic()
+    assert bkmd.stop() == 0
+    assert time.monotonic() - began < 10  # not the 60 s the tool would take
+    assert client.wait(10) in (1, 3)

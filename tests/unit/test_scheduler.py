@@ -49,7 +49,7 @@ class World:
             lambda: self.jobs,
             self.settings,
             lambda job, trigger: self.started.append((job.name, trigger, self.clocks.wall)),
-            lambda job, reason: self.skipped.append((job.name, reason)),
+            lambda job, reason, trigger: self.skipped.append((job.name, reason)),
             lambda: None,
             self._saved,
             clock=lambda: self.clocks.wall,
@@ -145,7 +145,7 @@ def test_a_due_time_missed_while_bkmd_was_down_is_caught_up_once():
     assert [trigger for _, trigger, _ in world.started] == ["catch-up", "schedule"]
 
 
-@pytest.mark.parametrize("status", [model.RUNNING, model.QUEUED, model.PAUSED, model.INTERRUPTED])
+@pytest.mark.parametrize("status", [model.RUNNING, model.QUEUED, model.PAUSED])
 def test_a_due_run_of_a_busy_job_is_skipped_and_recorded(status):
     world = World(at(2026, 11, 29, 12), "@every 1m")
     world.jobs[0].status = status
@@ -164,7 +164,7 @@ def test_a_paused_schedule_starts_nothing_and_a_pause_for_a_while_ends_by_itself
     assert world.started == []
     job.schedule_paused_until = schedules.time_text(at(2026, 11, 29, 14))
     world.scheduler.plan(job)
-    assert job.next_run_at == "2026-11-29T14:10:00Z"  # the first due time after the pause
+    assert job.next_run_at == "2026-11-29T14:10:00Z"  # the first due time after the pause, from now
     world.run_until(at(2026, 11, 29, 14, 15))
     assert job.schedule_paused_until is None  # ended by itself
     assert [t for _, _, t in world.started] == [at(2026, 11, 29, 14, 10)]
@@ -241,3 +241,71 @@ def test_a_store_written_before_schedules_loads_with_their_defaults(tmp_path):
     assert (loaded["schedule"], loaded["retries"], loaded["retry_wait_seconds"]) == (None, 0, 60)
     job = Job.from_record(loaded)
     assert job.public()["next_run_at"] is None and job.retry_at is None
+
+
+def test_an_interrupted_job_is_resumed_by_its_schedule_not_left_behind():
+    world = World(at(2026, 11, 29, 12), "@every 1m")
+    world.jobs[0].status = model.INTERRUPTED
+    world.run_until(at(2026, 11, 29, 12, 1, 30))
+    assert [(name, trigger) for name, trigger, _ in world.started] == [("j0", "schedule")]
+
+
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_a_due_time_after_waking_is_on_time_not_a_catch_up(catch_up):
+    """Asleep from 23:00 to 02:29:50; the loop's 30 s wait ends at 02:30:20: the 02:30 run
+    fell due while the machine was awake."""
+    world = World(at(2026, 11, 29, 23, zone=BERLIN), "30 2 * * *", catch_up=catch_up)
+    wait = world.scheduler.check()
+    assert wait == CHECK_SECONDS
+    world.clocks.suspend(at(2026, 11, 30, 2, 29, 50, zone=BERLIN) - world.clocks.wall)
+    world.clocks.advance(wait)
+    world.scheduler.check()
+    assert [trigger for _, trigger, _ in world.started] == ["schedule"] and world.skipped == []
+
+
+def test_a_retry_that_is_due_but_waits_for_a_slot_does_not_spin():
+    world = World(at(2026, 11, 29, 12), None)
+    due = []
+    world.scheduler.retries_due = lambda: due.append(1)
+    world.jobs[0].status, world.jobs[0].retry_at = model.QUEUED, "2026-11-29T11:59:00Z"
+    assert world.scheduler.check() == CHECK_SECONDS  # the queue takes it when a slot frees
+    assert due == [1]
+
+
+def test_the_clock_set_back_an_hour_does_not_run_a_cron_time_twice():
+    world = World(at(2026, 11, 30, 2, 0, zone=BERLIN), "30 2 * * *")
+    world.run_until(at(2026, 11, 30, 2, 31, zone=BERLIN))
+    assert len(world.started) == 1
+    world.clocks.wall -= 3600  # 01:31 again
+    world.clocks.mono += 1
+    world.run_until(at(2026, 11, 30, 3, 0, zone=BERLIN))
+    assert len(world.started) == 1
+    assert world.jobs[0].next_run_at == "2026-12-01T01:30:00Z"
+
+
+def test_a_store_ahead_of_the_clock_at_start_is_brought_back():
+    """The clock was ahead when bkmd wrote its store and was corrected while it was down."""
+    start = at(2026, 11, 29, 12)
+    world = World(start, "@every 1h", "0 3 * * *")
+    world.jobs[0].next_run_at = schedules.time_text(start + 6 * 86400)
+    world.jobs[1].next_run_at = schedules.time_text(start + 6 * 86400)
+    world.scheduler.check()
+    assert world.jobs[0].next_run_at == schedules.time_text(start + 3600)
+    assert world.jobs[1].next_run_at == "2026-11-30T02:00:00Z"
+
+
+def test_a_pause_keeps_an_every_schedules_rhythm():
+    start = at(2026, 11, 29, 12)
+    world = World(start, "@every 1h")
+    world.scheduler.check()
+    assert world.jobs[0].next_run_at == "2026-11-29T13:00:00Z"
+    world.jobs[0].schedule_paused_until = schedules.time_text(start + 2 * 3600)
+    world.scheduler.plan(world.jobs[0], keep_rhythm=True)
+    assert world.jobs[0].next_run_at == "2026-11-29T15:00:00Z"  # 13:00 and 14:00 skipped, no more
+
+
+def test_one_jobs_bad_time_does_not_stop_the_others():
+    world = World(at(2026, 11, 29, 12), "@every 1m", "@every 1m")
+    world.jobs[0].next_run_at = "2026-11-29 12:00:00"  # a hand edit in the wrong form
+    world.run_until(at(2026, 11, 29, 12, 1, 30))
+    assert [name for name, _, _ in world.started] == ["j1"]

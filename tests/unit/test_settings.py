@@ -77,7 +77,7 @@ def test_good_values(key, value, parsed):
         ("timezone", "../../etc/passwd"),
         ("retries", "11"),
         ("retry_wait", "0s"),
-        ("retry_wait", "2d"),
+        ("retry_wait", "2h"),
         ("retry_wait", ""),
     ],
 )
