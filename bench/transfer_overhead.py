@@ -102,7 +102,8 @@ def main() -> int:
         f"bare rsync -a {b:.3f} s; bkm job start --wait {m:.3f} s; speed ratio {b / m:.3f} "
         f"(budget >= {SPEED}) {verdict(ok)}"
     )
-    print(f"  each copy, in turn order: bare {' '.join(f'{x:.2f}' for x in bare)}; bkm {' '.join(f'{x:.2f}' for x in managed)}")
+    turns = {name: " ".join(f"{x:.2f}" for x in values) for name, values in (("bare", bare), ("bkm", managed))}
+    print(f"  each copy, in turn order: bare {turns['bare']}; bkm {turns['bkm']}")
     r = statistics.median(inside)
     print(
         f"  of which the run inside bkmd (spawn to exit handled) {r:.3f} s, ratio {r / b:.3f}; "
