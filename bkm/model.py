@@ -267,6 +267,89 @@ def parse_wait(value: object) -> tuple[int | None, str | None]:
     return value, None
 
 
+HOOK_KINDS = ("before", "after", "on_success", "on_failure")
+HOOKS_MAX = 20  # commands of one kind
+URLS_MAX = 20
+URL_MAX = 2048
+
+
+def no_hooks() -> dict:
+    return {kind: [] for kind in HOOK_KINDS}
+
+
+def parse_hooks(value: object) -> tuple[dict | None, str | None]:
+    """{"before": [CMD, ...], "after": [...], "on_success": [...], "on_failure": [...]}; a kind
+    left out has no commands. A command is one line of /bin/sh."""
+    if not isinstance(value, dict):
+        return None, f"must be a mapping of {', '.join(HOOK_KINDS)} to lists of commands"
+    unknown = [k for k in value if k not in HOOK_KINDS]
+    if unknown:
+        return None, f"unknown hook {brief(unknown[0])}; hooks are {', '.join(HOOK_KINDS)}"
+    hooks = no_hooks()
+    for kind, commands in value.items():
+        if not isinstance(commands, list) or len(commands) > HOOKS_MAX:
+            return None, f"{kind} must be a list of at most {HOOKS_MAX} commands"
+        for command in commands:
+            if not isinstance(command, str) or not command.strip():
+                return None, f"each {kind} command must be a non-empty string"
+            if "\x00" in command or len(command) > PATH_MAX or _not_utf8(command):
+                return None, f"{kind} command {brief(command)}: valid UTF-8 without NUL, at most {PATH_MAX} bytes"
+        hooks[kind] = list(commands)
+    return hooks, None
+
+
+def _url_problem(url: object, http_only: bool) -> str | None:
+    if not isinstance(url, str) or not url:
+        return "must be a URL"
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme or not rest or not scheme.replace("+", "").isalnum():
+        example = "https://hc-ping.com/UUID" if http_only else "ntfy://host/topic"
+        return f"must be a URL such as {example} (got {brief(url)})"
+    if http_only and scheme.lower() not in ("http", "https"):
+        return f"must be an http:// or https:// URL (got {brief(url)})"
+    if len(url) > URL_MAX or any(c.isspace() for c in url) or _control_chars(url) or _not_utf8(url):
+        return f"must be one line of at most {URL_MAX} characters without spaces"
+    return None
+
+
+def parse_healthcheck(value: object) -> tuple[str | None, str | None]:
+    problem = _url_problem(value, http_only=True)
+    return (None, problem) if problem else (value.rstrip("/"), None)  # type: ignore[union-attr]
+
+
+def parse_notify(value: object) -> tuple[list | None, str | None]:
+    if not isinstance(value, list) or len(value) > URLS_MAX:
+        return None, f"must be a list of at most {URLS_MAX} Apprise URLs"
+    for url in value:
+        problem = _url_problem(url, http_only=False)
+        if problem:
+            return None, problem
+    return list(value), None
+
+
+def parse_max_age(value: object) -> tuple[int | None, str | None]:
+    """Seconds (a whole number, or a duration such as 26h); 0 means never stale (None)."""
+    if isinstance(value, str):
+        if value.strip() == "0":
+            return None, None
+        from bkm import schedules
+
+        try:
+            value = schedules.duration(value)
+        except ValueError as e:
+            return None, str(e)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None, f"must be a duration such as 26h or 7d, 0 for never (got {brief(value)})"
+    return value or None, None
+
+
+def fresh(default: object) -> object:
+    """A field's default as a value of its own: a tuple becomes a new list, a function is called."""
+    if callable(default):
+        return default()
+    return list(default) if isinstance(default, tuple) else default
+
+
 JOB_FIELDS: tuple[Field, ...] = (
     Field("name", str, _checked(name_problem)),
     Field("type", str, _checked(type_problem), editable=False),
@@ -277,6 +360,10 @@ JOB_FIELDS: tuple[Field, ...] = (
     Field("schedule", str, _parse_schedule, nullable=True),
     Field("retries", int, parse_retries, default_setting="retries"),
     Field("retry_wait_seconds", int, parse_wait, default_setting="retry_wait"),
+    Field("max_age_seconds", int, parse_max_age, nullable=True),
+    Field("hooks", dict, parse_hooks, default=no_hooks),
+    Field("healthcheck", str, parse_healthcheck, nullable=True),
+    Field("notify", list, parse_notify, default=()),
 )
 NULLABLE = frozenset(f.name for f in JOB_FIELDS if f.nullable)
 FIELD_NAMES = tuple(f.name for f in JOB_FIELDS)

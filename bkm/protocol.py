@@ -30,6 +30,8 @@ METHODS = (
     "job.pause",
     "job.delete",
     "job.dry_run",
+    "notify.test",
+    "metrics.read",
     "schedule.list",
     "schedule.pause",
     "schedule.resume",

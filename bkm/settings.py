@@ -114,6 +114,29 @@ def _seconds(minimum: int, maximum: int) -> Callable[[Any], int]:
     return parse
 
 
+def _urls(value: Any) -> list[str]:
+    from bkm.model import parse_notify
+
+    if isinstance(value, str):
+        value = _arguments(value)
+    parsed, problem = parse_notify(value)
+    if problem:
+        raise ValueError(problem)
+    return parsed
+
+
+def _listen(value: Any) -> str:
+    """HOST:PORT (an IPv6 host in brackets), or "" for off."""
+    if not isinstance(value, str):
+        raise ValueError
+    if value == "":
+        return value
+    host, colon, port = value.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535 or any(c.isspace() for c in value):
+        raise ValueError
+    return value
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value not in choices:
@@ -142,6 +165,10 @@ SETTINGS: dict[str, Setting] = {
         Setting("timezone", "", "an IANA zone name such as Europe/Berlin, empty for the machine's", _zone),
         Setting("catch_up", True, "true or false", _flag),
         Setting("retries", 0, "a whole number from 0 to 10", _whole(0, 10)),
+        Setting("hook_timeout", 300, "seconds from 1 to 86400, or a duration such as 5m", _seconds(1, 86400)),
+        Setting("notify_urls", [], "a list of Apprise URLs, e.g. '[\"ntfy://ntfy.sh/topic\"]'", _urls),
+        Setting("notify_on", "failure", "failure or always", _choice("failure", "always")),
+        Setting("metrics_listen", "", "HOST:PORT, e.g. 127.0.0.1:9876, or empty for off", _listen),
         Setting("retry_wait", 60, "seconds from 1 to 3600, or a duration such as 90s or 5m", _seconds(1, 3600)),
     )
 }

@@ -18,6 +18,8 @@ from bkm.errors import INTERRUPTED, USAGE, BkmError
 COMMANDS = {
     "job": ("bkm.cli.job", "job", "Create, list, show, edit, start, pause and delete backup jobs."),
     "schedule": ("bkm.cli.schedule", "schedule", "List scheduled jobs; pause and resume their schedules."),
+    "metrics": ("bkm.cli.metrics", "metrics", "Print metrics in the Prometheus text format."),
+    "notify": ("bkm.cli.notify", "notify", "Send a test notification to a job's or every notify URL."),
     "watch": ("bkm.cli.watch", "watch", "Watch running, queued and paused jobs live."),
     "logs": ("bkm.cli.logs", "logs", "Show, search, export or follow job logs."),
     "status": ("bkm.cli.status", "status", "The dashboard: daemon, job counts, active jobs, recent activity."),

@@ -44,6 +44,38 @@ RETRY_WAIT_HELP = (
 )
 
 
+MAX_AGE_HELP = "The job is stale when its last success is older than this (26h, 7d); 0: never."
+HOOK_HELP = "A /bin/sh command run as the job's owner {when} (repeatable)."
+
+
+def hook_options(command):
+    """--before/--after/--on-success/--on-failure, on create and edit."""
+    for name, when in reversed(
+        (
+            ("before", "before each run; if it fails, the run fails and no transfer starts"),
+            ("after", "after each run, whatever its outcome"),
+            ("on-success", "after a run that completed"),
+            ("on-failure", "after a run that failed (after the last retry; also for a run found interrupted)"),
+        )
+    ):
+        command = click.option(
+            f"--{name}",
+            f"hook_{name.replace('-', '_')}",
+            metavar="CMD",
+            multiple=True,
+            help=HOOK_HELP.format(when=when),
+        )(command)
+    return command
+
+
+def given_hooks(options: dict) -> dict:
+    return {
+        kind: list(options[f"hook_{kind}"])
+        for kind in ("before", "after", "on_success", "on_failure")
+        if options[f"hook_{kind}"]
+    }
+
+
 @job.command("create")
 @click.argument("name", required=False)
 @click.option("--type", "job_type", metavar="rsync|rclone", help="The transfer tool.")
@@ -58,9 +90,16 @@ RETRY_WAIT_HELP = (
 @click.option("--schedule", metavar="SPEC", help=SCHEDULE_HELP)
 @click.option("--retries", metavar="N", help=RETRIES_HELP)
 @click.option("--retry-wait", metavar="DURATION", help=RETRY_WAIT_HELP)
+@click.option("--max-age", metavar="DURATION", help=MAX_AGE_HELP)
+@hook_options
+@click.option("--healthcheck", metavar="URL", help="A healthchecks.io-style ping URL: start, success and fail pings.")
+@click.option("--notify", "notify", metavar="URL", multiple=True, help="An Apprise URL told of failures (repeatable).")
 @json_option()
 @click.pass_obj
-def create(obj, name, job_type, source, dest, bwlimit, excludes, schedule, retries, retry_wait, as_json) -> None:
+def create(
+    obj, name, job_type, source, dest, bwlimit, excludes, schedule, retries, retry_wait, max_age, healthcheck, notify,
+    as_json, **hooks,
+) -> None:  # fmt: skip
     """Create a job named NAME (status pending).
 
     Every problem with the given values is reported at once, each naming its field. With
@@ -78,6 +117,10 @@ def create(obj, name, job_type, source, dest, bwlimit, excludes, schedule, retri
             schedule=schedule,
             retries=retries,
             retry_wait_seconds=retry_wait,
+            max_age_seconds=max_age,
+            hooks=given_hooks(hooks),
+            healthcheck=healthcheck,
+            notify=list(notify),
         )
     if as_json:
         print_json(created)
@@ -168,11 +211,20 @@ def show(obj, job_ref, as_json) -> None:
 @click.option("--no-schedule", is_flag=True, help="Remove the schedule: run only when started.")
 @click.option("--retries", metavar="N", help=RETRIES_HELP.replace("; default: the setting retries", ""))
 @click.option("--retry-wait", metavar="DURATION", help=RETRY_WAIT_HELP.split("; default")[0] + ".")
+@click.option("--max-age", metavar="DURATION", help=MAX_AGE_HELP)
+@hook_options
+@click.option("--clear-hooks", is_flag=True, help="Remove every hook (then add those given).")
+@click.option("--healthcheck", metavar="URL", help="A healthchecks.io-style ping URL.")
+@click.option("--no-healthcheck", is_flag=True, help="No more pings.")
+@click.option(
+    "--notify", "notify", metavar="URL", multiple=True, help="Replace the Apprise URLs with these (repeatable)."
+)
+@click.option("--clear-notify", is_flag=True, help="Remove the job's Apprise URLs.")
 @json_option()
 @click.pass_obj
 def edit(
     obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, schedule, no_schedule, retries, retry_wait,
-    as_json,
+    max_age, clear_hooks, healthcheck, no_healthcheck, notify, clear_notify, as_json, **hooks,
 ) -> None:  # fmt: skip
     """Change a job that is not running or queued."""
     if excludes and clear_excludes:
@@ -193,15 +245,27 @@ def edit(
         "retries": retries,
         "retry_wait_seconds": retry_wait,
     }
+    for flag, value, clear in (("--healthcheck", healthcheck, no_healthcheck), ("--notify", notify, clear_notify)):
+        if value and clear:
+            raise BkmError(f"{flag} and its clearing option cannot be used together", errors.USAGE)
+    changes["max_age_seconds"] = max_age
+    changes["healthcheck"] = healthcheck
+    changes["notify"] = [] if clear_notify else (list(notify) or None)
+    kinds = given_hooks(hooks)
+    changes["hooks"] = (
+        ({"before": [], "after": [], "on_success": [], "on_failure": []} | kinds) if clear_hooks else (kinds or None)
+    )
     changes = {k: v for k, v in changes.items() if v is not None}
     if no_schedule:
         changes["schedule"] = None  # null: no schedule
+    if no_healthcheck:
+        changes["healthcheck"] = None
     if not changes:
         raise BkmError(
             "nothing to change",
             errors.USAGE,
             "give at least one of --name, --source, --dest, --bwlimit, --exclude, --clear-excludes,"
-            " --schedule, --no-schedule, --retries, --retry-wait",
+            " --schedule, --no-schedule, --retries, --retry-wait, --max-age, a hook, --healthcheck, --notify",
         )
     with obj.client() as client:
         updated = client.call("job.update", job=job_ref, **changes)
@@ -388,6 +452,8 @@ def status_cell(job: dict) -> str:
     from bkm import render
 
     warnings = len((job.get("last_run") or {}).get("warnings") or [])
+    if job.get("stale"):
+        return f"{job['status']} (stale)"
     if job["status"] == "completed" and warnings:
         return f"completed ({warnings} warning{'s' if warnings > 1 else ''})"
     if job["status"] == "queued" and job.get("retry_at") and render.until(job["retry_at"]) != "due now":
@@ -438,6 +504,24 @@ def schedule_lines(job: dict) -> list[tuple[str, str]]:
     return pairs
 
 
+def telling_lines(job: dict) -> list[tuple[str, str]]:
+    """job show's lines on hooks, pings, notifications and staleness (URLs come masked)."""
+    from bkm import render
+
+    pairs = []
+    for kind, commands in (job.get("hooks") or {}).items():
+        pairs += [(f"{kind.replace('_', '-')} hook", command) for command in commands]
+    if job.get("healthcheck"):
+        pairs.append(("healthcheck", job["healthcheck"]))
+    pairs += [("notify", url) for url in job.get("notify") or []]
+    if job.get("max_age_seconds"):
+        since = job.get("last_success_at")
+        last = f"last success {render.ago(since)}" if since else "no success yet"
+        state = "STALE" if job.get("stale") else "fresh"
+        pairs.append(("max age", f"{render.human_duration(job['max_age_seconds'])}: {state}, {last}"))
+    return pairs
+
+
 def describe(job: dict) -> str:
     from bkm import render
 
@@ -469,6 +553,7 @@ def describe(job: dict) -> str:
         ("updated", f"{job['updated_at']} ({render.ago(job['updated_at'])})"),
         ("last run", run_summary(run)),
         *schedule_lines(job),
+        *telling_lines(job),
     ]
     pairs += [("warning", warning) for warning in (run or {}).get("warnings") or []]
     if job.get("owner"):

@@ -29,6 +29,11 @@ def status(obj, as_json) -> None:
     echo(f"bkmd {info['version']}, pid {info['pid']}, up {render.human_duration(info['uptime_seconds'])}")
     echo(f"socket: {render.safe(info['socket'])}")
     echo(f"jobs:   {info['jobs']} ({counts or 'none yet'})")
+    if info.get("stale"):
+        names = ", ".join(render.safe(n) for n in info["stale"])
+        echo(render.paint(f"stale (no success within their --max-age): {names}", "33;1", colour))
+    if info.get("notifications_failed"):
+        echo(f"notifications and pings not sent since bkmd started: {info['notifications_failed']} (see the job logs)")
     if info.get("interrupted"):
         names = ", ".join(render.safe(n) for n in info["interrupted"])
         echo("")

@@ -7,8 +7,9 @@ import logging
 import os
 import time
 
+from bkm import model
 from bkm import paths as bkm_paths
-from bkmd import access
+from bkmd import access, hooks
 from bkmd.activity import Activity
 from bkmd.change import Change
 from bkmd.dryrun import DryRuns
@@ -17,6 +18,7 @@ from bkmd.events import Events
 from bkmd.job import now
 from bkmd.jobs import Jobs
 from bkmd.logs import JobLogs
+from bkmd.metrics import Listener
 from bkmd.recovery import Recovery, TransferRecords
 from bkmd.runner import Transfer
 from bkmd.runs import Runs
@@ -51,9 +53,12 @@ class Daemon:
             self._skip,
             self.runs.start_queued,
             self._scheduled_changes,
+            stale=self._stale,
         )
         self.runs.retry_planned = self.scheduler.wake
         self.dry_runs = DryRuns(settings, transfer_factory)
+        self.metrics = Listener(self._metrics_text)
+        settings.on_change.append(self._listen)
         # A saved settings change may free slots (max_concurrent_jobs): start queued jobs; and
         # another timezone moves cron due times.
         settings.on_change.append(self.runs.start_queued)
@@ -109,6 +114,22 @@ class Daemon:
             self.activity.note(job, "skipped", reason)
         self.jobs.progress_changed()
 
+    def _metrics_text(self) -> bytes:
+        from bkmd import metrics
+
+        return metrics.text(self.jobs.by_id.values(), self.started_at)
+
+    def _listen(self) -> None:
+        """metrics_listen as it is now (at start, and after a settings change)."""
+        self._listening = asyncio.get_running_loop().create_task(self.metrics.apply(self.settings["metrics_listen"]))
+
+    def _stale(self, job) -> None:
+        since = job.last_success_at
+        reason = f"no success for over {job.max_age_seconds} s" + (f" (last at {since})" if since else "")
+        self.logs.write(job.id, f"stale: {reason}", "warning")
+        self.activity.note(job, "stale", reason)
+        self.runs.notifier.stale(job, since)
+
     def _scheduled_changes(self) -> None:
         self.jobs.progress_changed()
         self.save_in_background()
@@ -151,7 +172,11 @@ class Daemon:
         """What a starting bkmd decides before serving: survivors of an earlier bkmd ended,
         its runs interrupted, on_interrupted applied, the queue restored."""
         self.recovery.end_survivors()
-        self.recovery.mark_interrupted()
+        for job in self.recovery.mark_interrupted():
+            # Its run's end is known now: on-failure and after hooks, a fail ping, a notice.
+            env = hooks.environment(job, job.last_run or {}, model.FAILED, "interrupted: bkmd stopped during the run")
+            self.runs.hooks.run_later(job, ["on_failure", "after"], env)
+            self.runs.notifier.interrupted(job, self.logs.tail(job.id))
         change = Change()
         self.recovery.apply_on_interrupted(change)
         self.recovery.resume_after_stop(change)
@@ -197,7 +222,7 @@ class Daemon:
             self.save_in_background()
 
     async def stop(self) -> None:
-        await asyncio.gather(self.runs.stop_all(), self.dry_runs.stop_all())
+        await asyncio.gather(self.runs.stop_all(), self.dry_runs.stop_all(), self.metrics.close())
         # Whole, so that a stopped bkmd leaves jobs.yaml complete, to read or edit by hand.
         try:
             self.jobs.save(whole=True)

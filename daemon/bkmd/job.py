@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bkm import model
+from bkm.masking import mask_url
+from bkm.schedules import parse_time
 
 
 def now() -> str:
@@ -41,6 +43,12 @@ class Job:
     schedule_paused_until: str | None = None
     # A queued job waiting to retry a run that failed for a transient reason: when.
     retry_at: str | None = None
+    # When a run of it last completed (UTC text): stale after max_age_seconds.
+    last_success_at: str | None = None
+    # Whether people were told it is stale: one notification per stale episode.
+    stale_noted: bool = False
+    # Runs by outcome since the job was created (bkm_job_runs_total).
+    run_counts: dict = field(default_factory=dict)
     # What queued the job ({"trigger": model.SCHEDULE, "attempt": 1}): its run records it when
     # it leaves the queue, also after a restart.
     queued_by: dict | None = None
@@ -56,11 +64,27 @@ class Job:
         except KeyError:
             raise AttributeError(name) from None
 
-    def public(self) -> dict:
-        """The contract's job object."""
+    def stale(self, now: float | None = None) -> bool:
+        """Whether its last success (or, never run, its creation) is older than max_age."""
+        if not self.max_age_seconds:
+            return False
+        since = self.last_success_at or self.created_at
+        try:
+            then = parse_time(since)
+        except ValueError:
+            return False
+        return (time.time() if now is None else now) - then > self.max_age_seconds
+
+    def public(self, masked: bool = True) -> dict:
+        """The contract's job object; secrets in its URLs masked unless asked (the store)."""
+        fields = {name: _copy(self.spec[name]) for name in model.FIELD_NAMES}
+        if masked:
+            fields["notify"] = [mask_url(url) for url in fields["notify"]]
+            if fields["healthcheck"]:
+                fields["healthcheck"] = mask_url(fields["healthcheck"])
         return {
             "id": self.id,
-            **{name: _copy(self.spec[name]) for name in model.FIELD_NAMES},
+            **fields,
             "status": self.status,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -71,6 +95,8 @@ class Job:
             "next_run_at": self.next_run_at,
             "schedule_paused_until": self.schedule_paused_until,
             "retry_at": self.retry_at,
+            "last_success_at": self.last_success_at,
+            "stale": self.stale(),
         }
 
     def detail(self) -> dict:
@@ -80,13 +106,16 @@ class Job:
         return data
 
     def record(self) -> dict:
-        record = self.public()
+        record = self.public(masked=False)
+        del record["stale"]  # computed from the clock
         # Two places keep the float out of exponent form, which YAML 1.1 would read as text.
         record["progress"]["percent"] = round(float(record["progress"].get("percent") or 0.0), 2)
         record["runs"] = self.runs
         record["rev"] = self.rev
         record["owner"] = self.owner
         record["queued_by"] = self.queued_by
+        record["stale_noted"] = self.stale_noted
+        record["run_counts"] = self.run_counts
         return record
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -132,6 +161,9 @@ class Job:
             schedule_paused_until=_time(record.get("schedule_paused_until"), "forever"),
             retry_at=_time(record.get("retry_at")),
             queued_by=_queued_by(record.get("queued_by")),
+            last_success_at=_time(record.get("last_success_at")) or _last_success(runs),
+            stale_noted=record.get("stale_noted") is True,
+            run_counts=_counts(record.get("run_counts"), runs),
         )
 
 
@@ -144,13 +176,30 @@ def _time(value: object, *words: str) -> str | None:
     edit gone wrong) is None: the scheduler plans such a time afresh."""
     if not isinstance(value, str) or value in words:
         return value if isinstance(value, str) else None
-    from bkm.schedules import parse_time
-
     try:
         parse_time(value)
     except ValueError:
         return None
     return value
+
+
+def _counts(value: object, runs: object) -> dict:
+    """Runs by outcome; for a job stored before they were counted, those of its history."""
+    if isinstance(value, dict) and all(isinstance(v, int) for v in value.values()):
+        return {str(k): v for k, v in value.items()}
+    counts: dict[str, int] = {}
+    for run in runs if isinstance(runs, list) else []:
+        if isinstance(run, dict) and isinstance(run.get("outcome"), str):
+            counts[run["outcome"]] = counts.get(run["outcome"], 0) + 1
+    return counts
+
+
+def _last_success(runs: object) -> str | None:
+    """From the history, for a job stored before last_success_at was kept."""
+    for run in reversed(runs if isinstance(runs, list) else []):
+        if isinstance(run, dict) and run.get("outcome") == model.COMPLETED:
+            return _time(run.get("finished_at"))
+    return None
 
 
 def _queued_by(value: object) -> dict | None:

@@ -58,6 +58,12 @@ class JobLogs:
                 os.replace(older, f"{path}.{n + 1}")
         os.replace(path, f"{path}.1")
 
+    def tail(self, job_id: str, limit: int = 10_000) -> str:
+        """The end of the job's log, at most ``limit`` bytes of whole lines (a ping's body)."""
+        taken, _ = self.read(job_id, 200, None)
+        text = "\n".join(line for _, _, line in taken)
+        return text.encode("utf-8")[-limit:].decode("utf-8", "ignore").partition("\n")[2] if len(text) > limit else text
+
     def files(self, job_id: str) -> list[str]:
         """The job's log and its rotated predecessors, newest first."""
         path = self.path(job_id)

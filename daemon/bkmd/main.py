@@ -179,6 +179,7 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
         raise StartupError(f"cannot listen on {paths.socket}: {getattr(e, 'strerror', None) or e}") from None
     checkpoints = loop.create_task(daemon.checkpoints())
     scheduling = loop.create_task(daemon.scheduler.run())
+    await daemon.metrics.apply(settings["metrics_listen"])
     where = "the socket systemd passed" if activated is not None else paths.socket
     log.info("bkmd %s ready on %s (%d jobs, store %s)", __version__, where, len(daemon.jobs.by_id), paths.store)
     systemd.notify("READY=1", f"STATUS=serving {len(daemon.jobs.by_id)} jobs")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from bkm import __version__, model, protocol, schedules
 from bkm import settings as schema
+from bkm.masking import mask_url
 from bkmd import access, validate
 from bkmd.access import Caller
 from bkmd.app import Daemon
@@ -72,6 +74,8 @@ def build(daemon: Daemon) -> Registry:
             "recent": daemon.activity.newest(10, visible if caller.system and not caller.is_root else None),
             "interrupted": [j.name for j in jobs.list(caller, {model.INTERRUPTED})],
             "subscribers": len(daemon.events.subscribers),
+            "stale": [j.name for j in jobs.list(caller) if j.stale()],
+            "notifications_failed": runs.notifier.failed,
             "next_runs": [
                 {"job_id": j.id, "name": j.name, "schedule": j.schedule, "next_run_at": j.next_run_at}
                 for j in sorted(
@@ -128,6 +132,8 @@ def build(daemon: Daemon) -> Registry:
         )
         if problems:
             raise ValidationFailed(problems)
+        if "hooks" in clean:  # the kinds given replace theirs; the others stay
+            clean["hooks"] = {**target.hooks, **{kind: clean["hooks"][kind] for kind in given["hooks"]}}
         updated = jobs.update(target, clean, change)
         if "schedule" in clean:
             _replan(updated, change, paused_until=updated.schedule_paused_until if clean["schedule"] else None)
@@ -268,26 +274,52 @@ def build(daemon: Daemon) -> Registry:
 
         return checks.machine_checks(daemon.paths, settings["rsync_path"], settings["rclone_path"])
 
-    def settings_get(key=None) -> Any:
+    def _masked(values: dict) -> dict:
+        return {**values, "notify_urls": [mask_url(url) for url in values["notify_urls"]]}
+
+    def settings_get(caller: Caller, key=None) -> Any:
+        """Secrets in notify_urls are masked, except for whoever may change the settings when
+        they ask for that key by name."""
         if key is None:
-            return settings.all()
+            return _masked(settings.all())
         if not isinstance(key, str) or key not in schema.SETTINGS:
             raise ValidationFailed({"key": schema.unknown_message(key)})
-        return {"key": key, "value": settings[key], "default": schema.DEFAULTS[key]}
+        value = settings[key]
+        if key == "notify_urls" and caller.system and not caller.is_root:
+            value = [mask_url(url) for url in value]
+        return {"key": key, "value": value, "default": schema.DEFAULTS[key]}
+
+    def metrics_read(caller: Caller) -> dict:
+        from bkmd import metrics
+
+        return {"text": metrics.text(jobs.visible(caller), daemon.started_at).decode()}
+
+    async def notify_test(caller: Caller, job=None) -> list[dict]:
+        """A test message to every URL that applies (the job's and notify_urls); each URL's result."""
+        from bkmd.notify import send
+
+        target = jobs.find(job, caller) if job is not None else None
+        urls = runs.notifier.urls(target)
+        if not urls:
+            where = f"job {target.name!r} has no --notify URL and " if target else ""
+            raise Conflict(f"{where}the setting notify_urls is empty: nothing to test", {"job": job})
+        name = f"job {target.name}" if target else "bkmd"
+        return await asyncio.to_thread(send, urls, "bkm: test notification", f"A test message from {name}.")
 
     def settings_set(caller: Caller, change: Change, key, value) -> dict:
         caller.check_admin("settings")
-        return {"key": key, "value": settings.set(key, value, change)}
+        parsed = settings.set(key, value, change)
+        return {"key": key, "value": [mask_url(u) for u in parsed] if key == "notify_urls" else parsed}
 
     def settings_reset(caller: Caller, change: Change, key=None) -> dict:
         caller.check_admin("settings")
         keys = settings.reset(key, change)
-        return {"reset": keys, "settings": settings.all()}
+        return {"reset": keys, "settings": _masked(settings.all())}
 
     def settings_reload(caller: Caller) -> dict:
         caller.check_admin("settings")
         found = daemon.reload_settings()
-        return {"reloaded": True, **found, "settings": settings.all()}
+        return {"reloaded": True, **found, "settings": _masked(settings.all())}
 
     registry.add("daemon.status", daemon_status)
     registry.add("daemon.shutdown", daemon_shutdown)
@@ -299,6 +331,8 @@ def build(daemon: Daemon) -> Registry:
     registry.add("job.start", job_start)
     registry.add("job.pause", job_pause)
     registry.add("job.dry_run", job_dry_run)
+    registry.add("notify.test", notify_test)
+    registry.add("metrics.read", metrics_read)
     registry.add("schedule.list", schedule_list)
     registry.add("schedule.pause", schedule_pause)
     registry.add("schedule.resume", schedule_resume)

@@ -196,6 +196,12 @@ class Transfer:
         except ProcessLookupError:
             pass
 
+    def abandon(self, error: str | None) -> None:
+        """End without starting (a before hook failed, or a pause came first): reported like a
+        child that could not start (``error``), or like a stopped one (None)."""
+        self.on_exit(None, error)
+        self.done.set()
+
     def request_stop(self, grace: float = 10.0) -> None:
         """SIGTERM to the whole group now (partial data is kept), SIGKILL after ``grace``
         seconds if it is still there; ``done`` is set once it is gone and reaped."""

@@ -17,12 +17,14 @@ import time
 from collections.abc import Callable
 
 from bkm import model, schedules
-from bkmd import access, outcome, validate
+from bkmd import access, hooks, outcome, validate
 from bkmd.change import Change, Later
 from bkmd.engines import engine as engine_for
+from bkmd.hooks import Hooks
 from bkmd.job import Job, now
 from bkmd.jobs import Jobs
 from bkmd.logs import JobLogs
+from bkmd.notify import Notifier
 from bkmd.progress import Tracker
 from bkmd.queue import RunQueue
 from bkmd.recovery import TransferRecords
@@ -32,6 +34,7 @@ log = logging.getLogger("bkmd.runs")
 STOP_GRACE = 10.0
 IDLE_SHOWN = 10.0  # seconds without progress after which views say so
 RETRY_WAIT_CAP = 3600
+NOTIFY_DRAIN = 3.0  # seconds a stopping bkmd waits for pings and notifications under way
 
 
 class Run:
@@ -90,11 +93,15 @@ class Run:
         self.moved_at = time.monotonic()  # when bytes last moved or files were last checked
         self.marker: tuple | None = None
         self.ticker: asyncio.Task | None = None
+        self.before: asyncio.Task | None = None  # the before hooks, while they run
+        self.stop_hook = runs.hooks.stop
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.transfer.request_stop(STOP_GRACE)
+        if self.before is not None:
+            self.stop_hook(self.job.id)  # a before hook still running
 
 
 class Runs:
@@ -116,6 +123,8 @@ class Runs:
         self.active: dict[str, Run] = {}
         self.queue = RunQueue()
         self.retry_planned: Callable[[], None] = lambda: None  # the scheduler watches retry_at
+        self.hooks = Hooks(logs, settings, transfer_factory)
+        self.notifier = Notifier(logs, settings)
         self.clock = time.time  # retry_at is wall-clock time: a retry survives a restart
 
     # -- requests -----------------------------------------------------------------------------
@@ -180,8 +189,26 @@ class Runs:
     def _spawn(self, run: Run) -> None:
         resuming = " (resuming)" if run.resume else ""
         self.logs.write(run.job.id, f"run started{resuming}: {shlex.join(run.argv)}")
+        self.notifier.run_started(run.job, run.record)
+        if run.job.hooks.get("before"):
+            run.before = asyncio.get_running_loop().create_task(self._before(run))
+        else:
+            self._go(run)
+
+    def _go(self, run: Run) -> None:
         run.transfer.start()
         run.ticker = asyncio.get_running_loop().create_task(self._tick(run))
+
+    async def _before(self, run: Run) -> None:
+        """The before hooks, then the transfer; a failing one fails the run and no transfer
+        starts (a pause meanwhile pauses it)."""
+        problem = await self.hooks.run(run.job, "before", hooks.environment(run.job, run.record, model.RUNNING))
+        if run.stop_reason is not None:
+            run.transfer.abandon(None)
+        elif problem is not None:
+            run.transfer.abandon(problem)
+        else:
+            self._go(run)
 
     def _started(self, run: Run, pid: int, start: int | None) -> None:
         # On disk before anything else happens: a bkmd killed now must find this process later.
@@ -237,14 +264,22 @@ class Runs:
         retry = self._retry_wait(run, verdict)
         if retry is not None:
             self._retry_later(run, record, retry)
+            self.hooks.run_later(job, ["after"], hooks.environment(job, record, model.FAILED))
             return
-        self._ended(run, record, "run ended", verdict.status)
+        success = {"last_success_at": record["finished_at"]} if verdict.status == model.COMPLETED else {}
+        self._ended(run, record, "run ended", verdict.status, **success)
+        # After the outcome is saved; the final one (no retry follows).
+        first = {model.COMPLETED: ["on_success"], model.FAILED: ["on_failure"]}.get(verdict.status, [])
+        self.hooks.run_later(job, first + ["after"], hooks.environment(job, record, verdict.status))
+        self.notifier.run_ended(job, record, self.logs.tail(job.id))
         self.start_queued()
 
     def _ended(self, run: Run, record: dict, cause: str, status: str, **updates) -> None:
         """The run's record joins the history, the job takes ``status``, saved before anyone
         hears of it: `--wait` returning means it is on disk (when it can be)."""
         job = run.job
+        counts = dict(job.run_counts)
+        counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
         self.jobs.set_status(
             job,
             cause,
@@ -253,6 +288,7 @@ class Runs:
             last_run=record,
             progress=run.tracker.as_dict(),
             runs=(job.runs + [dict(record)])[-self.settings["keep_runs"] :],
+            run_counts=counts,
             **updates,
         )
         self.save()
@@ -350,9 +386,12 @@ class Runs:
             self.save()
 
     async def stop_all(self) -> None:
-        """Pause every running job (partial data kept); queued ones stay queued for next time."""
+        """Pause every running job (partial data kept); queued ones stay queued for next time;
+        then hooks are stopped and deliveries under way get a moment to finish."""
         self.queue.clear()
         runs = list(self.active.values())
         for run in runs:
             run.stop(outcome.STOP)
         await asyncio.gather(*(run.transfer.done.wait() for run in runs))
+        await self.hooks.stop_all()
+        await self.notifier.drain(NOTIFY_DRAIN)

@@ -46,6 +46,7 @@ class Scheduler:
         changed: Callable[[], None],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        stale: Callable[[Job], None] = lambda job: None,
     ) -> None:
         self.jobs = jobs
         self.settings = settings
@@ -53,6 +54,7 @@ class Scheduler:
         self.skip = skip
         self.retries_due = retries_due  # the queue looks again at jobs waiting for a retry
         self.changed = changed  # job state (next_run_at) changed outside a request: save it
+        self.stale = stale  # a job just became stale (once per episode)
         self.clock = clock
         self.monotonic = monotonic
         # The last check: due times after it are on time; earlier ones were missed while bkmd
@@ -144,6 +146,13 @@ class Scheduler:
                     else:
                         nearest = min(nearest, at)
                 changed |= self._check_schedule(job, now, awake_since, clamp)
+                if job.max_age_seconds:
+                    changed |= self._check_stale(job, now)
+                    since = schedules.parse_time(job.last_success_at or job.created_at)
+                    if since + job.max_age_seconds >= now:
+                        nearest = min(nearest, since + job.max_age_seconds + 1)
+                elif job.stale_noted:
+                    job.stale_noted, changed = False, True
                 if job.next_run_at is not None:
                     nearest = min(nearest, schedules.parse_time(job.next_run_at))
             except ValueError as e:  # one job's bad time (a hand edit) must not stop the others
@@ -153,6 +162,16 @@ class Scheduler:
         if retry_due:
             self.retries_due()
         return max(0.0, min(CHECK_SECONDS, nearest - self.clock()))
+
+    def _check_stale(self, job: Job, now: float) -> bool:
+        """Tell people once when a job becomes stale; its next success ends the episode."""
+        stale = job.stale(now)
+        if stale == job.stale_noted:
+            return False
+        job.stale_noted = stale
+        if stale:
+            self.stale(job)
+        return True
 
     def _check_schedule(self, job: Job, now: float, awake_since: float, clamp: bool) -> bool:
         """Start or skip ``job`` when its schedule fell due; whether its schedule state changed."""

@@ -133,7 +133,7 @@ def check_fields(
         if value is None and not (creating and field.required):
             if creating:
                 default = settings[field.default_setting] if field.default_setting else field.default
-                clean[field.name] = list(default) if isinstance(default, tuple) else default
+                clean[field.name] = model.fresh(default)
             continue
         parsed, problem = field.parse(value)
         if problem:

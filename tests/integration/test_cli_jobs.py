@@ -31,6 +31,13 @@ JOB_KEYS = {
     "retries",
     "retry_wait_seconds",
     "retry_at",
+    # Hooks, notifications, stale backups (the contract's "Hooks and notifications")
+    "max_age_seconds",
+    "stale",
+    "last_success_at",
+    "hooks",
+    "healthcheck",
+    "notify",
 }
 PROGRESS_KEYS = {"percent", "bytes_transferred", "total_bytes", "speed_bytes", "eta_seconds"}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -192,3 +192,35 @@ def test_a_member_sees_and_touches_only_their_own_jobs(system):
     assert [j["name"] for j in json.loads(as_root(daemon, "job", "list", "--json").stdout)] == ["bobs"]
     assert as_root(daemon, "job", "show", "bobs").returncode == 0
     assert as_member("bkmt-bob", daemon, "job", "delete", "bobs", "--yes").returncode == 0
+
+
+def test_a_members_hooks_and_dry_run_run_as_that_member(system):
+    daemon, areas, _ = system
+    ann = areas["bkmt-ann"]
+    hook = f"id -u > {ann}/before.tmp && env >> {ann}/before.tmp && mv {ann}/before.tmp {ann}/before.uid"
+    created = as_member(
+        "bkmt-ann", daemon, "job", "create", "hooked", "--type", "rsync", "--source", ann + "/src/",
+        "--dest", ann + "/copy2", "--after", f"id -u > {ann}/after.tmp && mv {ann}/after.tmp {ann}/after.uid",
+        "--before", hook,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    dry = as_member("bkmt-ann", daemon, "job", "start", "hooked", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout) == {"files": 1, "bytes": len("bkmt-ann's file\n")}
+    run = as_member("bkmt-ann", daemon, "job", "start", "hooked", "--wait")
+    assert run.returncode == 0, run.stderr
+    uid = str(pwd.getpwnam("bkmt-ann").pw_uid)
+    wait_for(lambda: os.path.exists(os.path.join(ann, "after.uid")), 10, what="the after hook")
+    for name in ("after.uid", "before.uid"):
+        with open(os.path.join(ann, name)) as f:
+            assert f.readline().strip() == uid
+    # Nothing of root's environment beyond what a login gives (bkmd here runs with pytest's).
+    with open(os.path.join(ann, "before.uid")) as f:
+        names = {line.split("=", 1)[0] for line in f.read().splitlines()[1:] if "=" in line}
+    assert "PYTEST_XDIST_WORKER" not in names and "PYTEST_CURRENT_TEST" not in names
+    assert {"HOME", "USER", "PATH", "BKM_JOB", "BKM_STATUS"} <= names
+    # bob cannot test, pause the schedule of, or dry-run ann's job: it does not exist for him.
+    others = (("notify", "test", "hooked"), ("schedule", "pause", "hooked"), ("job", "start", "hooked", "--dry-run"))
+    for args in others:
+        out = as_member("bkmt-bob", daemon, *args)
+        assert out.returncode == 4 and "no such job" in out.stderr, (args, out.stderr)

@@ -84,6 +84,8 @@ def test_a_job_field_is_declared_once():
         "next_run_at",
         "schedule_paused_until",
         "retry_at",
+        "last_success_at",
+        "stale",
     }
     assert {k for k in store.JOB_FIELDS} == {"id", *model.FIELD_NAMES, "status", "created_at", "updated_at"}
     assert Job.from_record(record).source == "/s"

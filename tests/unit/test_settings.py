@@ -23,6 +23,10 @@ def test_every_contract_key_has_its_default():
         "catch_up": True,
         "retries": 0,
         "retry_wait": 60,
+        "hook_timeout": 300,
+        "notify_urls": [],
+        "notify_on": "failure",
+        "metrics_listen": "",
     }
 
 
@@ -40,6 +44,11 @@ def test_every_contract_key_has_its_default():
         ("retry_wait", "5m", 300),
         ("retry_wait", "120", 120),
         ("retries", "3", 3),
+        ("hook_timeout", "5m", 300),
+        ("notify_urls", "ntfy://ntfy.sh/a json://h/x", ["ntfy://ntfy.sh/a", "json://h/x"]),
+        ("notify_on", "always", "always"),
+        ("metrics_listen", "127.0.0.1:9876", "127.0.0.1:9876"),
+        ("metrics_listen", "[::1]:9876", "[::1]:9876"),
         ("catch_up", "off", False),
         ("rsync_args", "--checksum -v", ["--checksum", "-v"]),
         ("rsync_args", '["-a b"]', ["-a b"]),
@@ -78,6 +87,10 @@ def test_good_values(key, value, parsed):
         ("retries", "11"),
         ("retry_wait", "0s"),
         ("retry_wait", "2h"),
+        ("notify_urls", "not-a-url"),
+        ("notify_on", "sometimes"),
+        ("metrics_listen", "9876"),
+        ("metrics_listen", "host:99999"),
         ("retry_wait", ""),
     ],
 )
