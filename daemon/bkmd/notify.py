@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 
@@ -117,6 +115,9 @@ class Notifier:
 
 def ping(url: str, data: bytes, what: str, sleep: Callable[[float], None] = time.sleep) -> str | None:
     """POST a ping: 10 s timeout, 3 retries with backoff. None when sent, else what went wrong."""
+    import urllib.error  # here: an idle bkmd does not pay for the HTTP client
+    import urllib.request
+
     request = urllib.request.Request(url, data=data, method="POST", headers={"User-Agent": f"bkm/{__version__}"})
     problem = None
     for wait in (0.0, *PING_BACKOFF):
