@@ -299,14 +299,18 @@ def parse_hooks(value: object) -> tuple[dict | None, str | None]:
 
 
 def _url_problem(url: object, http_only: bool) -> str | None:
+    """What is wrong with a URL; it is quoted masked (it may hold a password or a token)."""
     if not isinstance(url, str) or not url:
         return "must be a URL"
+    from bkm.masking import mask_url
+
+    shown = brief(mask_url(url))
     scheme, sep, rest = url.partition("://")
     if not sep or not scheme or not rest or not scheme.replace("+", "").isalnum():
         example = "https://hc-ping.com/UUID" if http_only else "ntfy://host/topic"
-        return f"must be a URL such as {example} (got {brief(url)})"
+        return f"must be a URL such as {example} (got {shown})"
     if http_only and scheme.lower() not in ("http", "https"):
-        return f"must be an http:// or https:// URL (got {brief(url)})"
+        return f"must be an http:// or https:// URL (got {shown})"
     if len(url) > URL_MAX or any(c.isspace() for c in url) or _control_chars(url) or _not_utf8(url):
         return f"must be one line of at most {URL_MAX} characters without spaces"
     return None

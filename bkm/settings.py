@@ -191,5 +191,7 @@ def parse(key: str, value: Any) -> Any:
         raise UnknownSetting(key)
     try:
         return setting.parse(value)
-    except ValueError:
+    except ValueError as e:
+        if key == "notify_urls":  # the values may hold secrets: the URL rule's own words, masked
+            raise ValueError(str(e) or f"must be {setting.form}") from None
         raise ValueError(f"must be {setting.form} (got {brief(value)})") from None

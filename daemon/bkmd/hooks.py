@@ -18,6 +18,9 @@ from bkmd.job import Job
 from bkmd.runner import Transfer
 
 STOP_GRACE = 5.0
+OUTPUT_BYTES = 64 * 1024  # of a hook's output, logged
+OUTPUT_LINES = 500  # and at most this many lines (each is a write to the job log)
+HOOK_RECORD = "~hook-"  # a hook's process record: JOB_ID~hook-PID, beside the transfers' JOB_ID
 PASSED_ON = frozenset({"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ"})
 LINE_CHARS = 1000  # a hook's output line is cut to this in the log
 
@@ -38,12 +41,57 @@ def environment(job: Job, record: dict, status: str, error: str | None = None) -
     }
 
 
+class Output:
+    """A hook's output, as job log lines: at most OUTPUT_BYTES and OUTPUT_LINES of it (a hook
+    that floods must not fill the log, bkmd's memory or its loop); the rest is counted only."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+        self.pending = {"out": b"", "err": b""}
+        self.logged = 0
+        self.lines = 0
+        self.dropped = 0
+
+    def full(self) -> bool:
+        return self.logged >= OUTPUT_BYTES or self.lines >= OUTPUT_LINES
+
+    def feed(self, stream: str, data: bytes) -> None:
+        if self.full():
+            self.dropped += len(data)
+            return
+        lines = (self.pending[stream] + data).split(b"\n")
+        self.pending[stream] = lines.pop()
+        if len(self.pending[stream]) > LINE_CHARS:  # a line without end: cut it now
+            lines.append(self.pending[stream])
+            self.pending[stream] = b""
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        if self.full():
+            self.dropped += len(line) + 1
+            return
+        self.logged += len(line) + 1
+        self.lines += 1
+        text = line[:LINE_CHARS].decode("utf-8", "replace").rstrip("\r")
+        if text:
+            self.write(text)
+
+    def finish(self) -> None:
+        for stream in ("out", "err"):
+            if self.pending[stream]:
+                self._line(self.pending[stream])
+        if self.dropped:
+            self.write(f"(output cut: {self.dropped} more bytes not logged)")
+
+
 class Hooks:
-    def __init__(self, logs, settings, transfer_factory: Callable[..., Transfer] = Transfer) -> None:
+    def __init__(self, logs, settings, records, transfer_factory: Callable[..., Transfer] = Transfer) -> None:
         self.logs = logs
         self.settings = settings
+        self.records = records  # hooks are recorded like transfers: a crashed bkmd's are ended
         self.transfer_factory = transfer_factory
-        self.running: dict[str, Transfer] = {}  # job id: its hook running now
+        self.running: dict[tuple[str, str], Transfer] = {}  # (job id, "before" or "after"): its hook now
         self.tasks: set[asyncio.Task] = set()
         self.stopping = False  # bkmd is stopping: no hook starts any more
 
@@ -74,25 +122,26 @@ class Hooks:
 
     async def _one(self, job: Job, kind: str, command: str, env: dict[str, str]) -> str | None:
         label = kind.replace("_", "-")
+        slot = (job.id, "before" if kind == "before" else "after")
         run_as = access.run_as(job.owner)
         # Another user's hook (a member's, on a system bkmd) gets no more of bkmd's environment
         # than a login would give: root's may hold credentials.
         base = {k: v for k, v in os.environ.items() if k in PASSED_ON} if run_as else dict(os.environ)
         full = dict(base, **env)
         ended: dict = {}
-        pending = {"out": b"", "err": b""}
+        output = Output(lambda text: self.logs.write(job.id, f"{label} hook: {text}", "output"))
+        record = f"{job.id}{HOOK_RECORD}"
+        pids: list[int] = []
 
-        def output(stream: str, data: bytes) -> None:
-            lines = (pending[stream] + data).split(b"\n")
-            pending[stream] = lines.pop()
-            for line in lines:
-                self._log(job, label, line)
+        def started(pid: int, start: int | None) -> None:
+            pids.append(pid)
+            self.records.write(f"{record}{pid}", pid, start)
 
         transfer = self.transfer_factory(
             ["/bin/sh", "-c", command],
             run_as.environment(full) if run_as else full,
-            on_started=lambda pid, start: None,
-            on_output=output,
+            on_started=started,
+            on_output=output.feed,
             on_exit=lambda code, error: ended.update(code=code, error=error),
             run_as=run_as,
         )
@@ -104,27 +153,27 @@ class Hooks:
             transfer.request_stop(STOP_GRACE)
 
         self.logs.write(job.id, f"{label} hook: {command}")
-        self.running[job.id] = transfer
+        self.running[slot] = transfer
         timer = asyncio.get_running_loop().call_later(timeout, expire)
         try:
             transfer.start()
             await transfer.done.wait()
         finally:
             timer.cancel()
-            if self.running.get(job.id) is transfer:
-                del self.running[job.id]
-        for stream in ("out", "err"):
-            if pending[stream]:
-                self._log(job, label, pending[stream])
+            if self.running.get(slot) is transfer:
+                del self.running[slot]
+            for pid in pids:
+                self.records.remove(f"{record}{pid}")
+        output.finish()
         code = ended.get("code")
         if timed_out.is_set():
-            problem = f"{label} hook timed out after {timeout} s and was stopped"
+            problem = f"{label} hook failed (timed out after {timeout} s, stopped)"
         elif ended.get("error"):
             problem = f"{label} hook could not run: {ended['error']}"
         elif transfer.stop_requested:
             problem = f"{label} hook was stopped"
         elif code is not None and code < 0:
-            problem = f"{label} hook killed by signal {-code}"
+            problem = f"{label} hook failed (killed by signal {-code})"
         elif code != 0:
             problem = f"{label} hook failed (exit {code})"
         else:
@@ -132,14 +181,9 @@ class Hooks:
         self.logs.write(job.id, problem, "error")
         return problem
 
-    def _log(self, job: Job, label: str, line: bytes) -> None:
-        text = line.decode("utf-8", "replace").rstrip("\r")
-        if text:
-            self.logs.write(job.id, f"{label} hook: {text[:LINE_CHARS]}", "output")
-
-    def stop(self, job_id: str) -> None:
-        """Stop the job's hook running now (its run is being paused)."""
-        transfer = self.running.get(job_id)
+    def stop_before(self, job_id: str) -> None:
+        """Stop the job's before hook running now (its run is being paused)."""
+        transfer = self.running.get((job_id, "before"))
         if transfer is not None:
             transfer.request_stop(STOP_GRACE)
 

@@ -16,11 +16,14 @@ class JobLogs:
         self.settings = settings
         self.listeners: list = []  # callables(job_id, line): live followers
         self._folder_made = False
+        self.removed: set[str] = set()  # ids of deleted jobs (never reused)
 
     def path(self, job_id: str) -> str:
         return os.path.join(self.folder, f"{job_id}.log")
 
     def write(self, job_id: str, message: str, level: str = "info") -> None:
+        if job_id in self.removed:  # a deleted job's late hook or delivery: no log again
+            return
         # One record is one line, whatever the tool printed.
         text = message.replace("\r", " ").replace("\n", " ")
         line = f"{now()} {level} {text}"
@@ -59,9 +62,12 @@ class JobLogs:
         os.replace(path, f"{path}.1")
 
     def tail(self, job_id: str, limit: int = 10_000) -> str:
-        """The end of the job's log, at most ``limit`` bytes of whole lines (a ping's body)."""
+        """The end of the job's log from its last run's start, at most ``limit`` bytes of whole
+        lines (a ping's and a notification's body)."""
         taken, _ = self.read(job_id, 200, None)
-        text = "\n".join(line for _, _, line in taken)
+        lines = [line for _, _, line in taken]
+        starts = [i for i, line in enumerate(lines) if " run started" in line]
+        text = "\n".join(lines[starts[-1] :] if starts else lines)
         return text.encode("utf-8")[-limit:].decode("utf-8", "ignore").partition("\n")[2] if len(text) > limit else text
 
     def files(self, job_id: str) -> list[str]:
@@ -130,6 +136,7 @@ class JobLogs:
 
     def remove(self, job_id: str) -> None:
         """A deleted job's log and all its rotated files."""
+        self.removed.add(job_id)
         for path in self.files(job_id):
             try:
                 os.unlink(path)

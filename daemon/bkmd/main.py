@@ -153,6 +153,7 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
     from bkmd.rpc import Dispatcher
     from bkmd.server import Admission, Server, SocketInUse
 
+    _more_files()
     daemon = Daemon(paths, records, settings)
     # Before anyone can ask: survivors of an earlier bkmd ended, nothing shown running that is not.
     daemon.start_up()
@@ -195,6 +196,20 @@ async def serve(paths: bkm_paths.Paths, records: list[dict], settings, on_ready=
         await daemon.stop()
         await server.close()
     log.info("stopped")
+
+
+def _more_files() -> None:
+    """The soft limit of open files up to the hard one (at most 65536): every client,
+    transfer pipe and metrics connection holds one, and 1024 is soon reached."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def _reload_quietly(daemon) -> None:

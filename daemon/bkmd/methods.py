@@ -299,6 +299,8 @@ def build(daemon: Daemon) -> Registry:
         from bkmd.notify import send
 
         target = jobs.find(job, caller) if job is not None else None
+        if target is None:
+            caller.check_admin("notify_urls (the settings' notification URLs)")
         urls = runs.notifier.urls(target)
         if not urls:
             where = f"job {target.name!r} has no --notify URL and " if target else ""
@@ -308,6 +310,15 @@ def build(daemon: Daemon) -> Registry:
 
     def settings_set(caller: Caller, change: Change, key, value) -> dict:
         caller.check_admin("settings")
+        if key == "metrics_listen" and isinstance(value, str) and value and value != daemon.metrics.where:
+            from bkmd.metrics import bind_problem
+
+            try:
+                problem = bind_problem(schema.parse(key, value))
+            except ValueError:
+                problem = None  # settings.set says what is wrong with it
+            if problem:
+                raise ValidationFailed({key: problem})
         parsed = settings.set(key, value, change)
         return {"key": key, "value": [mask_url(u) for u in parsed] if key == "notify_urls" else parsed}
 

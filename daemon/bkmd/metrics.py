@@ -16,6 +16,7 @@ log = logging.getLogger("bkmd.metrics")
 OUTCOMES = (model.COMPLETED, model.FAILED, model.PAUSED)
 REQUEST_BYTES = 8192
 REQUEST_SECONDS = 5.0
+MAX_CONNECTIONS = 16
 
 
 def _seconds(stamp: str | None) -> float:
@@ -100,32 +101,56 @@ class Listener:
         self.body = body
         self.server: asyncio.AbstractServer | None = None
         self.where = ""
+        self.handlers: set[asyncio.Task] = set()
+        self.lock = asyncio.Lock()  # one change of address at a time
 
     async def apply(self, where: str) -> None:
         """Listen on ``where`` (HOST:PORT), or nowhere for ""; a change closes the old one."""
-        if where == self.where and (self.server is not None or not where):
-            return
-        await self.close()
-        self.where = where
-        if not where:
-            return
-        host, _, port = where.rpartition(":")
-        try:
-            self.server = await asyncio.start_server(self._serve, host.strip("[]"), int(port))
-        except OSError as e:
-            log.error("metrics: cannot listen on %s: %s", where, e.strerror or e)
-            return
-        log.info("metrics at http://%s/metrics", where)
+        async with self.lock:
+            if where == self.where and (self.server is not None or not where):
+                return
+            await self._close()
+            self.where = where
+            if not where:
+                return
+            host, port = split(where)
+            try:
+                self.server = await asyncio.start_server(self._serve, host, port)
+            except OSError as e:
+                log.error("metrics: cannot listen on %s: %s", where, e.strerror or e)
+                return
+            log.info("metrics at http://%s/metrics", where)
 
     async def close(self) -> None:
+        async with self.lock:
+            await self._close()
+
+    async def _close(self) -> None:
         if self.server is not None:
             self.server.close()
+            for task in list(self.handlers):
+                task.cancel()
+            await asyncio.gather(*self.handlers, return_exceptions=True)
             await self.server.wait_closed()
             self.server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if len(self.handlers) >= MAX_CONNECTIONS or task is None:
+            writer.close()  # a flood of connections must not take bkmd's file descriptors
+            return
+        self.handlers.add(task)
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_SECONDS)
+            await asyncio.wait_for(self._answer(reader, writer), REQUEST_SECONDS)
+        except (asyncio.TimeoutError, asyncio.CancelledError):  # noqa: UP041
+            pass
+        finally:
+            self.handlers.discard(task)
+            writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
             method, path, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ") + ["", ""]
             if method in ("GET", "HEAD") and path.split("?", 1)[0] == "/metrics":
                 from prometheus_client import CONTENT_TYPE_LATEST
@@ -138,9 +163,28 @@ class Listener:
             )
             writer.write(header.encode() + (b"" if method == "HEAD" else body))
             await writer.drain()
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):  # noqa: UP041
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             pass
         except Exception:
             log.exception("metrics request failed")
-        finally:
-            writer.close()
+
+
+def split(where: str) -> tuple[str, int]:
+    host, _, port = where.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def bind_problem(where: str) -> str | None:
+    """Whether ``where`` can be listened on now (asked before the setting is saved)."""
+    import socket
+
+    host, port = split(where)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except (OSError, IndexError) as e:
+        return f"cannot listen on {where}: {getattr(e, 'strerror', None) or e}"
+    return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable
 
 from bkm import __version__, model
@@ -35,15 +34,13 @@ class Notifier:
     # -- what happened ------------------------------------------------------------------------
 
     def run_started(self, job, record: dict) -> None:
-        """A start ping with a new run id, except for a retry: that goes on with the rid of the
+        """A start ping with the run's id, except for a retry that goes on with the id of the
         attempt before it (one check run from the first attempt to the final outcome)."""
-        if not job.healthcheck:
+        if not job.healthcheck or not record.get("rid"):
             return
         earlier = job.runs[-1] if job.runs else {}
-        if record.get("trigger") == model.RETRY and earlier.get("rid"):
-            record["rid"] = earlier["rid"]
+        if record.get("trigger") == model.RETRY and earlier.get("rid") == record["rid"]:
             return
-        record["rid"] = uuid.uuid4().hex
         self._ping(job, "start", record["rid"], None)
 
     def run_ended(self, job, record: dict, log_tail: str) -> None:
@@ -78,17 +75,17 @@ class Notifier:
     def notify(self, job, title: str, body: str) -> None:
         urls = self.urls(job)
         if urls:
-            self._queue(job.id, lambda: _problems(send(urls, title, body)))
+            self._queue(job.id, lambda: _problems(send(urls, title, body)), urls)
 
     def _ping(self, job, kind: str, rid: str | None, body: str | None) -> None:
         url = job.healthcheck + (f"/{kind}" if kind else "") + (f"?rid={rid}" if rid else "")
         data = body.encode("utf-8", "replace")[-BODY_BYTES:] if body else b""
         what = f"healthcheck ping {kind or 'success'}"
-        self._queue(job.id, lambda: ping(url, data, what, self.sleep))
+        self._queue(job.id, lambda: ping(url, data, what, self.sleep), [url])
 
-    def _queue(self, job_id: str, work: Callable[[], str | None]) -> None:
+    def _queue(self, job_id: str, work: Callable[[], str | None], secrets: list[str]) -> None:
         """``work`` in a worker thread after this job's earlier deliveries; the problem it
-        returns (None: none) goes to the job log."""
+        returns (None: none) goes to the job log. ``secrets``: the URLs it uses."""
         earlier = self.chains.get(job_id)
 
         async def deliver() -> None:
@@ -96,9 +93,9 @@ class Notifier:
                 await asyncio.wait([earlier])
             try:
                 problem = await asyncio.to_thread(work)
-            except Exception as e:  # a bug here must not reach the run
-                log.exception("delivery failed")
-                problem = f"a notification failed: {e}"
+            except Exception as e:  # a bug here must not reach the run; its text may quote a URL
+                problem = mask_text(f"a notification failed: {type(e).__name__}: {e}", secrets)
+                log.error("job %s: %s", job_id, problem)
             if problem:
                 self.failed += 1
                 self.logs.write(job_id, problem, "warning")
@@ -115,7 +112,8 @@ class Notifier:
 
 def ping(url: str, data: bytes, what: str, sleep: Callable[[float], None] = time.sleep) -> str | None:
     """POST a ping: 10 s timeout, 3 retries with backoff. None when sent, else what went wrong."""
-    import urllib.error  # here: an idle bkmd does not pay for the HTTP client
+    import http.client  # here: an idle bkmd does not pay for the HTTP client
+    import urllib.error
     import urllib.request
 
     request = urllib.request.Request(url, data=data, method="POST", headers={"User-Agent": f"bkm/{__version__}"})
@@ -131,8 +129,8 @@ def ping(url: str, data: bytes, what: str, sleep: Callable[[float], None] = time
             problem = f"HTTP {e.code} {e.reason}"
             if 400 <= e.code < 500 and e.code != 429:
                 break  # a wrong URL does not get better
-        except (OSError, ValueError) as e:
-            problem = str(getattr(e, "reason", None) or e)
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            problem = str(getattr(e, "reason", None) or e) or type(e).__name__
     return mask_text(f"{what} to {mask_url(url)} not sent: {problem}", [url])
 
 

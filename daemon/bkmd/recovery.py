@@ -89,12 +89,14 @@ class Recovery:
     def end_survivors(self) -> None:
         """End every transfer an earlier bkmd left running (same pid *and* start time: a
         reused pid is never touched), whatever its job's status says."""
-        for job_id, pid, start in self.records.found():
+        for name, pid, start in self.records.found():
+            job_id = name.split("~", 1)[0]  # a hook's record is JOB_ID~hook-PID
             if start and process_start_time(pid) == start:
                 ended = end_group(pid)
-                self.logs.write(job_id, f"ended the transfer (pid {pid}) left by the previous bkmd: {ended}", "warning")
-                log.warning("ended transfer pid %d of job %s left by the previous bkmd: %s", pid, job_id, ended)
-            self.records.remove(job_id)
+                what = "hook" if name != job_id else "transfer"
+                self.logs.write(job_id, f"ended the {what} (pid {pid}) left by the previous bkmd: {ended}", "warning")
+                log.warning("ended %s pid %d of job %s left by the previous bkmd: %s", what, pid, job_id, ended)
+            self.records.remove(name)
 
     def mark_interrupted(self) -> list[Job]:
         """Nothing is shown running that is not: runs of a previous bkmd become interrupted."""

@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import time
+import uuid
 from collections.abc import Callable
 
 from bkm import model, schedules
@@ -77,6 +78,12 @@ class Run:
             "trigger": trigger,
             "attempt": attempt,
         }
+        if job.healthcheck:
+            # The healthchecks run id, in the record from the start (a run found interrupted
+            # later fails with it): a retry goes on with its first attempt's.
+            earlier = job.runs[-1] if job.runs else {}
+            same = trigger == model.RETRY and earlier.get("rid")
+            self.record["rid"] = earlier["rid"] if same else uuid.uuid4().hex
         self.argv = self.engine.argv(job, runs.settings, resume)
         run_as = access.run_as(job.owner)  # None: as bkmd itself
         env = self.engine.environment(dict(os.environ))
@@ -94,7 +101,7 @@ class Run:
         self.marker: tuple | None = None
         self.ticker: asyncio.Task | None = None
         self.before: asyncio.Task | None = None  # the before hooks, while they run
-        self.stop_hook = runs.hooks.stop
+        self.stop_hook = runs.hooks.stop_before
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -123,7 +130,7 @@ class Runs:
         self.active: dict[str, Run] = {}
         self.queue = RunQueue()
         self.retry_planned: Callable[[], None] = lambda: None  # the scheduler watches retry_at
-        self.hooks = Hooks(logs, settings, transfer_factory)
+        self.hooks = Hooks(logs, settings, records, transfer_factory)
         self.notifier = Notifier(logs, settings)
         self.clock = time.time  # retry_at is wall-clock time: a retry survives a restart
 
@@ -203,6 +210,7 @@ class Runs:
         """The before hooks, then the transfer; a failing one fails the run and no transfer
         starts (a pause meanwhile pauses it)."""
         problem = await self.hooks.run(run.job, "before", hooks.environment(run.job, run.record, model.RUNNING))
+        run.before = None
         if run.stop_reason is not None:
             run.transfer.abandon(None)
         elif problem is not None:
@@ -266,12 +274,18 @@ class Runs:
             self._retry_later(run, record, retry)
             self.hooks.run_later(job, ["after"], hooks.environment(job, record, model.FAILED))
             return
-        success = {"last_success_at": record["finished_at"]} if verdict.status == model.COMPLETED else {}
+        # A success ends a stale episode: the next one is told again.
+        success = (
+            {"last_success_at": record["finished_at"], "stale_noted": False}
+            if verdict.status == model.COMPLETED
+            else {}
+        )
         self._ended(run, record, "run ended", verdict.status, **success)
         # After the outcome is saved; the final one (no retry follows).
         first = {model.COMPLETED: ["on_success"], model.FAILED: ["on_failure"]}.get(verdict.status, [])
         self.hooks.run_later(job, first + ["after"], hooks.environment(job, record, verdict.status))
         self.notifier.run_ended(job, record, self.logs.tail(job.id))
+        self.retry_planned()  # the scheduler looks again (a stale episode may have ended)
         self.start_queued()
 
     def _ended(self, run: Run, record: dict, cause: str, status: str, **updates) -> None:

@@ -224,3 +224,6 @@ def test_a_members_hooks_and_dry_run_run_as_that_member(system):
     for args in others:
         out = as_member("bkmt-bob", daemon, *args)
         assert out.returncode == 4 and "no such job" in out.stderr, (args, out.stderr)
+    # root's notification URLs are root's: a member cannot send test messages to them.
+    out = as_member("bkmt-bob", daemon, "notify", "test")
+    assert out.returncode == 2 and "permission denied" in out.stderr, out.stderr

@@ -216,7 +216,7 @@ def test_a_hook_past_its_timeout_is_killed_with_its_group(bkmd, data_dir):
     began = time.monotonic()
     out = bkm(bkmd.home, "job", "start", "t", "--wait")
     assert out.returncode == 1 and time.monotonic() - began < 10
-    assert show(bkmd.home, "t")["last_run"]["error"] == "before hook timed out after 1 s and was stopped"
+    assert show(bkmd.home, "t")["last_run"]["error"] == "before hook failed (timed out after 1 s, stopped)"
     with open(marker) as f:
         child = int(f.read())
     wait_for(lambda: not os.path.exists(f"/proc/{child}"), 10, what="the hook's child gone")
@@ -341,3 +341,112 @@ def _answers(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_flooding_hook_is_cut_and_bkmd_keeps_answering(bkmd, data_dir):
+    create(bkmd.home, "f", "rsync", data_dir + "/", os.path.join(bkmd.home, "d"), "--before", "timeout 3 yes")
+    assert bkm(bkmd.home, "job", "start", "f").returncode == 0
+    began = time.monotonic()
+    assert bkm(bkmd.home, "job", "list").returncode == 0
+    assert time.monotonic() - began < 3
+    wait_for(lambda: show(bkmd.home, "f")["status"] != "running", 15, what="the run's end")
+    text = log_text(bkmd.home, "f")
+    assert "(output cut:" in text
+    assert text.count("before hook: y") <= 500
+    assert os.path.getsize(os.path.join(bkmd.home, "logs", show(bkmd.home, "f")["id"] + ".log")) < 200_000
+
+
+def test_pausing_a_run_in_its_before_hook_stops_the_hook_and_starts_no_transfer(bkmd, data_dir):
+    dest = os.path.join(bkmd.home, "d")
+    create(bkmd.home, "w", "rsync", data_dir + "/", dest, "--before", "sleep 30")
+    assert bkm(bkmd.home, "job", "start", "w").returncode == 0
+    wait_for(lambda: bkmd.transfers(("sleep",)), 10, what="the before hook")
+    began = time.monotonic()
+    assert bkm(bkmd.home, "job", "pause", "w").returncode == 0
+    assert time.monotonic() - began < 8
+    assert show(bkmd.home, "w")["status"] == "paused" and not os.path.exists(dest)
+    wait_for(lambda: not bkmd.transfers(("sleep",)), 10, what="the hook gone")
+
+
+def test_a_hook_left_by_a_killed_bkmd_is_ended_at_the_next_start(home, data_dir, server):
+    marker = os.path.join(home, "hook.pid")
+    daemon = Bkmd(home).start()
+    hc = f"{server.url}/k/{SECRET}"
+    create(home, "k", "rsync", data_dir + "/", os.path.join(home, "d"), "--before", f"echo $$ > {marker}; sleep 123",
+           "--healthcheck", hc)  # fmt: skip
+    assert bkm(home, "job", "start", "k").returncode == 0
+    wait_for(lambda: os.path.exists(marker) and open(marker).read().strip(), 10, what="the hook's pid")
+    with open(marker) as f:
+        shell = int(f.read())
+    wait_for(lambda: server.paths(f"/k/{SECRET}/start"), 10, what="the start ping")
+    daemon.kill()  # SIGKILL: no stop, no cleanup
+    assert os.path.exists(f"/proc/{shell}")  # the hook outlived it (its sleep keeps the group)
+    daemon = Bkmd(home).start()
+    wait_for(lambda: not os.path.exists(f"/proc/{shell}"), 10, what="the hook ended by the new bkmd")
+    assert "ended the hook" in log_text(home, "k")
+    assert show(home, "k")["status"] == "interrupted"
+    # Its check fails with the run's own id.
+    wait_for(lambda: server.paths(f"/k/{SECRET}/fail"), 10, what="the fail ping")
+    (start,) = server.paths(f"/k/{SECRET}/start")
+    (fail,) = server.paths(f"/k/{SECRET}/fail")
+    assert start.split("rid=")[1] == fail.split("rid=")[1] == show(home, "k")["last_run"]["rid"]
+    assert daemon.stop() == 0
+
+
+def test_secrets_never_echo_in_errors_or_logs(bkmd, data_dir):
+    dest = os.path.join(bkmd.home, "d")
+    out = bkm(bkmd.home, "job", "create", "e", "--type", "rsync", "--source", data_dir, "--dest", dest,
+              "--healthcheck", f"ftp://user:{SECRET}@host/x")  # fmt: skip
+    assert out.returncode == 2 and SECRET not in out.stderr and "****" in out.stderr
+    out = bkm(bkmd.home, "settings", "set", "notify_urls", f'["ntfy//u:{SECRET}@h/t"]')
+    assert out.returncode == 2 and SECRET not in out.stderr
+    for hc in (f"http://user:{SECRET}@127.0.0.1:{free_port()}/ping", f"https://user:{SECRET}@hc.example/ping/abc"):
+        name = f"e{hc.count('.')}"
+        create(bkmd.home, name, "rsync", data_dir + "/", dest, "--healthcheck", hc)
+        assert bkm(bkmd.home, "job", "start", name, "--wait").returncode == 0
+        wait_for(lambda name=name: "not sent" in log_text(bkmd.home, name), 30, what="the failed ping's line")
+        assert SECRET not in log_text(bkmd.home, name)
+    with open(bkmd.stderr_path) as f:
+        assert SECRET not in f.read()
+
+
+def test_a_second_stale_episode_is_told_again(bkmd, data_dir, server):
+    target = f"json://127.0.0.1:{server.server_address[1]}/again"
+    dest = os.path.join(bkmd.home, "d")
+    create(bkmd.home, "s2", "rsync", data_dir + "/", dest, "--max-age", "2s", "--notify", target)
+    for episode in (1, 2):
+        assert bkm(bkmd.home, "job", "start", "s2", "--wait").returncode == 0
+        wait_for(lambda episode=episode: len(server.paths("/again")) == episode, 15, what=f"notice {episode}")
+
+
+def test_deleting_a_job_while_its_after_hook_runs_leaves_no_log(bkmd, data_dir):
+    created = create(bkmd.home, "gone", "rsync", data_dir + "/", os.path.join(bkmd.home, "d"),
+                     "--after", "sleep 1; echo still here")  # fmt: skip
+    assert bkm(bkmd.home, "job", "start", "gone", "--wait").returncode == 0
+    assert bkm(bkmd.home, "job", "delete", "gone", "--yes").returncode == 0
+    wait_for(lambda: not bkmd.transfers(("sleep",)), 10, what="the after hook's end")
+    log = os.path.join(bkmd.home, "logs", created["id"] + ".log")
+    assert not os.path.exists(log)
+
+
+def test_the_metrics_listener_survives_a_flood_and_refuses_a_bad_address(bkmd):
+    assert bkm(bkmd.home, "settings", "set", "metrics_listen", "999.1.1.1:80").returncode == 2
+    port = free_port()
+    assert bkm(bkmd.home, "settings", "set", "metrics_listen", f"127.0.0.1:{port}").returncode == 0
+    wait_for(lambda: _answers(port), 10, what="the listener")
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(60)]
+    try:
+        assert bkm(bkmd.home, "job", "list").returncode == 0
+    finally:
+        for s in idle:
+            s.close()
+    import urllib.request
+
+    def scraped() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    wait_for(scraped, 10, what="a scrape after the flood")
