@@ -276,12 +276,40 @@ def edit(
         echo(describe(updated))
 
 
+def _refs(job_refs: tuple[str, ...], all_jobs: bool, command: str) -> list[str]:
+    if job_refs and all_jobs:
+        raise BkmError("give JOBs or --all, not both", errors.USAGE, f"see: bkm job {command} --help")
+    if not job_refs and not all_jobs:
+        raise BkmError("no job given", errors.USAGE, f"give one or more JOBs, or --all: bkm job {command} JOB...")
+    return list(dict.fromkeys(job_refs))
+
+
+def worst(codes) -> int:
+    """One exit code for several jobs' results: a failure first, then a missing job, then a
+    conflict (running, paused), else 0."""
+    for code in (errors.FAILED, errors.UNREACHABLE, errors.USAGE, errors.NO_SUCH_JOB, errors.CONFLICT):
+        if code in codes:
+            return code
+    return errors.OK
+
+
+def _say_error(ref: str, error: BkmError) -> None:
+    from bkm import render
+
+    message = error.message if ref in error.message else f"job {ref}: {error.message}"
+    sys.stderr.write(f"bkm: error: {render.safe(message)}\n")
+    if error.hint:
+        sys.stderr.write(f"hint: {render.safe(error.hint)}\n")
+
+
 @job.command("start")
-@click.argument("job_ref", metavar="JOB", shell_complete=job_names)
+@click.argument("job_refs", metavar="JOB...", nargs=-1, shell_complete=job_names)
+@click.option("--all", "all_jobs", is_flag=True, help="Every job that is not running or queued.")
 @click.option(
     "--wait",
     is_flag=True,
-    help="Wait for the run to end, with a progress line on a terminal; exit 0 completed, 1 failed, 5 paused.",
+    help="Wait for the runs to end (a run already in progress too), with a progress line on a terminal;"
+    " exit 0 completed, 1 failed, 5 paused.",
 )
 @click.option(
     "--dry-run",
@@ -290,48 +318,82 @@ def edit(
 )
 @json_option()
 @click.pass_obj
-def start(obj, job_ref, wait, dry_run, as_json) -> None:
-    """Start (or resume) a job's backup; it waits in the queue when max_concurrent_jobs are running.
+def start(obj, job_refs, all_jobs, wait, dry_run, as_json) -> None:
+    """Start (or resume) jobs' backups; a job waits in the queue when max_concurrent_jobs are running.
 
     From paused or interrupted it continues: what was transferred is not sent again. With
-    --wait, a run that fails for a transient reason and is retried is waited for to the end.
+    --wait, a job already running or queued (a cron run meeting a manual one) is waited for
+    instead of started again, and a run that fails for a transient reason and is retried is
+    waited for to the end. Each job's result is one line; the exit code is the worst one.
     """
+    refs = _refs(job_refs, all_jobs, "start")
     if dry_run:
         if wait:
             raise BkmError("--dry-run and --wait cannot be used together", errors.USAGE, "a dry run always waits")
-        _dry_run(obj, job_ref, as_json)
+        if len(refs) != 1:
+            raise BkmError("--dry-run takes one JOB", errors.USAGE)
+        _dry_run(obj, refs[0], as_json)
         return
+    from bkm import model, render
+
+    codes: list[int] = []
+    chosen: dict[str, dict] = {}  # job id: the job as started or found running
     with obj.client() as client:
+        if all_jobs:
+            refs = [j["id"] for j in client.call("job.list") if j["status"] not in model.ACTIVE]
+        for ref in refs:
+            try:
+                if wait:
+                    # Subscribed first, so that not even a very short run can end unseen.
+                    (now,) = client.call("events.subscribe", jobs=[ref])["jobs"]
+                    if now["status"] in model.ACTIVE:
+                        chosen[now["job_id"]] = {"id": now["job_id"], "name": now["name"], "status": now["status"]}
+                        if not as_json:
+                            note = f"job {render.safe(now['name'])} is {now['status']}: waiting for that run"
+                            sys.stderr.write(f"bkm: note: {note}\n")
+                        continue
+                started = client.call("job.start", job=ref)
+            except BkmError as e:
+                _say_error(ref, e)
+                codes.append(e.exit_code)
+                continue
+            chosen[started["id"]] = started
+            if not wait and not as_json:
+                echo(f"job {render.safe(started['name'])} {'queued' if started['status'] == 'queued' else 'started'}")
         if not wait:
-            started = client.call("job.start", job=job_ref)
             if as_json:
-                print_json(started)
-            else:
-                echo(f"job {started['name']} {'queued' if started['status'] == 'queued' else 'started'}")
+                results = list(chosen.values())
+                print_json(results[0] if len(job_refs) == 1 and results else results)
+            if codes:
+                sys.exit(worst(codes))
             return
         from bkm.cli.run import follow
 
-        # Subscribe first, so that not even a very short run can end unseen.
-        client.call("events.subscribe", jobs=[job_ref])
-        started = client.call("job.start", job=job_ref)
         try:
-            final = follow(client, started["id"], show_progress=not as_json)
+            finals = follow(client, list(chosen), show_progress=not as_json)
         except KeyboardInterrupt:
-            raise BkmError(
-                f"stopped waiting; job {started['name']} goes on",
-                errors.INTERRUPTED,
-                f"pause it with: bkm job pause {started['name']}",
-            ) from None
-        try:
-            finished = client.call("job.get", job=started["id"])
-        except BkmError as e:
-            if e.exit_code != errors.UNREACHABLE:
-                raise
-            # bkmd paused the run because it is stopping, and is gone now: the run's end is
-            # known from its last event, and that is what --wait reports (exit 5, not 3).
-            finished = dict(started, status=final["status"], last_run=None)
-    _report_run(finished, final["status"], as_json)
-    code = errors.exit_for([final["status"]])
+            names = ", ".join(render.safe(j["name"]) for j in chosen.values())
+            sys.stderr.write(f"\nbkm: note: stopped waiting; {names} go on\n")
+            listed = " ".join(render.safe(j["name"]) for j in chosen.values())
+            sys.stderr.write(f"hint: pause them with: bkm job pause {listed}\n")
+            sys.exit(errors.INTERRUPTED)
+        finished = []
+        for job_id, final in finals.items():
+            try:
+                job = client.call("job.get", job=job_id)
+            except BkmError as e:
+                if e.exit_code != errors.UNREACHABLE:
+                    raise
+                # bkmd paused the run because it is stopping, and is gone now: the run's end is
+                # known from its last event, and that is what --wait reports (exit 5, not 3).
+                job = dict(chosen[job_id], status=final["status"], last_run=None)
+            finished.append((job, final["status"]))
+    if as_json:
+        jobs = [job for job, _ in finished]
+        print_json(jobs[0] if len(job_refs) == 1 and jobs else jobs)
+    for job, status in finished:
+        _report_run(job, status, False, quiet=as_json)
+    code = worst(codes + [errors.exit_for([status]) for _, status in finished])
     if code:
         sys.exit(code)
 
@@ -352,14 +414,14 @@ def _dry_run(obj, job_ref: str, as_json: bool) -> None:
     )
 
 
-def _report_run(job: dict, status: str, as_json: bool) -> None:
+def _report_run(job: dict, status: str, as_json: bool, quiet: bool = False) -> None:
     from bkm import render
 
     run = job.get("last_run") or {}
     name = render.safe(job["name"])
     if as_json:
         print_json(job)
-    elif status == "completed" and is_terminal():
+    elif status == "completed" and is_terminal() and not quiet:
         moved = render.human_bytes(run.get("bytes") or 0)
         echo(f"job {name} completed: {moved} in {render.human_duration(run.get('duration_seconds'))}")
     for warning in run.get("warnings") or []:
@@ -372,48 +434,102 @@ def _report_run(job: dict, status: str, as_json: bool) -> None:
 
 
 @job.command("pause")
-@click.argument("job_ref", metavar="JOB", shell_complete=job_names)
+@click.argument("job_refs", metavar="JOB...", nargs=-1, shell_complete=job_names)
+@click.option("--all", "all_jobs", is_flag=True, help="Every running or queued job.")
 @json_option()
 @click.pass_obj
-def pause(obj, job_ref, as_json) -> None:
-    """Pause a running or queued job: the transfer stops, partial data is kept."""
-    with obj.client() as client:
-        paused = client.call("job.pause", job=job_ref)
-    if as_json:
-        print_json(paused)
+def pause(obj, job_refs, all_jobs, as_json) -> None:
+    """Pause running or queued jobs: the transfer stops, partial data is kept.
+
+    Several jobs are paused at once (each pause waits for its transfer to stop); each job's
+    result is one line, and the exit code is the worst one.
+    """
+    from bkm import model, render
+
+    refs = _refs(job_refs, all_jobs, "pause")
+    if all_jobs:
+        with obj.client() as client:
+            refs = [j["id"] for j in client.call("job.list", status=sorted(model.ACTIVE))]
+        if not refs:
+            echo("no job is running or queued")
+            return
+
+    def one(ref: str) -> dict | BkmError:
+        try:
+            with obj.client() as client:  # a connection each: bkmd answers one connection in order
+                return client.call("job.pause", job=ref)
+        except BkmError as e:
+            return e
+
+    if len(refs) == 1:
+        results = [one(refs[0])]
     else:
-        echo(f"job {paused['name']} paused at {paused['progress']['percent']:.1f}%")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(refs), 16)) as pool:
+            results = list(pool.map(one, refs))
+    paused = [r for r in results if not isinstance(r, BkmError)]
+    for ref, result in zip(refs, results, strict=True):
+        if isinstance(result, BkmError):
+            _say_error(ref, result)
+        elif not as_json:
+            echo(f"job {render.safe(result['name'])} paused at {result['progress']['percent']:.1f}%")
+    if as_json:
+        print_json(paused[0] if len(job_refs) == 1 and paused else paused)
+    code = worst([r.exit_code for r in results if isinstance(r, BkmError)])
+    if code:
+        sys.exit(code)
 
 
 @job.command("delete")
-@click.argument("job_ref", metavar="JOB", shell_complete=job_names)
+@click.argument("job_refs", metavar="JOB...", nargs=-1, required=True, shell_complete=job_names)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def delete(obj, job_ref, yes) -> None:
-    """Delete a job (never while it is running or queued); asks first on a terminal."""
+def delete(obj, job_refs, yes) -> None:
+    """Delete jobs and their logs (never one that is running or queued); asks first on a terminal."""
     from bkm import model, render
 
+    codes = []
     with obj.client() as client:
-        found = client.call("job.get", job=job_ref)
-        name = render.safe(found["name"])
-        if found["status"] in model.ACTIVE:
-            raise BkmError(
-                f"job {name} is {found['status']}; it cannot be deleted now",
-                errors.CONFLICT,
-                f"pause it first: bkm job pause {name}",
-            )
-        if not yes:
+        found = []
+        for ref in dict.fromkeys(job_refs):
+            try:
+                job = client.call("job.get", job=ref)
+            except BkmError as e:
+                _say_error(ref, e)
+                codes.append(e.exit_code)
+                continue
+            if job["status"] in model.ACTIVE:
+                # The daemon's own words for a refused edit, so every command says it one way.
+                message = f"job {job['name']!r} is {job['status']}: cannot delete it; pause it first"
+                _say_error(ref, BkmError(message, errors.CONFLICT, f"bkm job pause {render.safe(job['name'])}"))
+                codes.append(errors.CONFLICT)
+                continue
+            found.append(job)
+        names = ", ".join(render.safe(job["name"]) for job in found)
+        if found and not yes:
             if not is_terminal(sys.stdin):
                 raise BkmError(
-                    f"refusing to delete job {name} without confirmation",
+                    f"refusing to delete {'job' if len(found) == 1 else 'jobs'} {names} without confirmation",
                     errors.USAGE,
                     "pass --yes to delete without asking",
                 )
-            if not click.confirm(f"Delete job {name}?", default=False, prompt_suffix=" ", err=True):
+            if not click.confirm(
+                f"Delete {'job' if len(found) == 1 else 'jobs'} {names}?", default=False, prompt_suffix=" ", err=True
+            ):
                 echo("not deleted")
                 return
-        client.call("job.delete", job=found["id"])
-    echo(f"deleted job {name}")
+        for job in found:
+            try:
+                client.call("job.delete", job=job["id"])
+            except BkmError as e:
+                _say_error(job["name"], e)
+                codes.append(e.exit_code)
+                continue
+            echo(f"deleted job {render.safe(job['name'])}")
+    code = worst(codes)
+    if code:
+        sys.exit(code)
 
 
 def progress_cell(job: dict) -> str:

@@ -1,0 +1,72 @@
+"""Everyday comfort through the real CLI: several jobs at once, attaching to a run in progress."""
+
+import json
+import os
+import subprocess
+import time
+
+from helpers import bkm, create, program, slow_tree, wait_for
+
+
+def show(home: str, name: str) -> dict:
+    out = bkm(home, "job", "show", name, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_three_jobs_are_paused_at_once_and_each_says_so(bkmd):
+    for name in ("q1", "q2", "q3"):
+        source = os.path.join(bkmd.home, f"src-{name}")
+        slow_tree(source)
+        create(bkmd.home, name, "rsync", source + "/", os.path.join(bkmd.home, f"d-{name}"), "--bwlimit", "256")
+    out = bkm(bkmd.home, "job", "start", "q1", "q2", "q3")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["job q1 started", "job q2 started", "job q3 queued"]  # 2 slots
+    wait_for(lambda: show(bkmd.home, "q2")["progress"]["bytes_transferred"] > 0, 10, what="q2 moving")
+    began = time.monotonic()
+    out = bkm(bkmd.home, "job", "pause", "q1", "q2", "q3")
+    took = time.monotonic() - began
+    assert out.returncode == 0, out.stderr
+    assert [line.split(" paused at ")[0] for line in out.stdout.splitlines()] == ["job q1", "job q2", "job q3"]
+    assert {show(bkmd.home, n)["status"] for n in ("q1", "q2", "q3")} == {"paused"}
+    assert took < 8  # at once, not one after another
+    # A missing job among others: the others are done, its line says why, the exit code is 4.
+    out = bkm(bkmd.home, "job", "start", "q1", "nosuch", "--json")
+    assert out.returncode == 4 and "no such job: nosuch" in out.stderr
+    assert [j["name"] for j in json.loads(out.stdout)] == ["q1"]
+    out = bkm(bkmd.home, "job", "pause", "--all")
+    assert out.returncode == 0 and out.stdout.startswith("job q1 paused at")
+    assert bkm(bkmd.home, "job", "pause").returncode == 2  # neither JOBs nor --all
+    out = bkm(bkmd.home, "job", "delete", "q2", "q3", "--yes")
+    assert out.returncode == 0 and out.stdout.splitlines() == ["deleted job q2", "deleted job q3"]
+
+
+def test_wait_on_a_running_job_attaches_and_returns_its_outcome(bkmd):
+    source = os.path.join(bkmd.home, "src")
+    slow_tree(source)
+    create(bkmd.home, "cron", "rsync", source + "/", os.path.join(bkmd.home, "d"), "--bwlimit", "1024")
+    assert bkm(bkmd.home, "job", "start", "cron").returncode == 0
+    env = dict(os.environ, BKM_HOME=bkmd.home)
+    waiting = subprocess.Popen(
+        program("bkm") + ["job", "start", "cron", "--wait"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert "bkm: note: job cron is running: waiting for that run" in err
+    job = show(bkmd.home, "cron")
+    assert job["status"] == "completed" and len(job["runs"]) == 1  # one run, not a second one
+    # A failed run attached to: its outcome, exit 1.
+    other = os.path.join(bkmd.home, "src2")
+    slow_tree(other)
+    create(bkmd.home, "cron2", "rsync", other + "/", os.path.join(bkmd.home, "d2"), "--bwlimit", "1024")
+    assert bkm(bkmd.home, "job", "start", "cron2").returncode == 0
+    wait_for(lambda: show(bkmd.home, "cron2")["progress"]["bytes_transferred"] > 0, 10, what="moving")
+    waiting = subprocess.Popen(program("bkm") + ["job", "start", "cron2", "--wait"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    # Attached (subscribed to the run in progress) before the source goes.
+    wait_for(lambda: bkmd.call("daemon.status")["subscribers"] >= 1, 10, what="the client attached")
+    os.rename(other, other + ".gone")  # the source vanishes under the run
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 1 and "job cron2 failed: source vanished" in err
+    assert "waiting for that run" in err and len(show(bkmd.home, "cron2")["runs"]) == 1
