@@ -197,6 +197,51 @@ def show(obj, job_ref, as_json) -> None:
         echo(describe(found))
 
 
+@job.command("history")
+@click.argument("job_ref", metavar="JOB", shell_complete=job_names)
+@click.option("-n", "count", type=click.IntRange(1), default=20, show_default=True, help="How many runs, newest first.")
+@json_option()
+@click.pass_obj
+def history(obj, job_ref, count, as_json) -> None:
+    """A job's runs, newest first: start (local time), duration, outcome, bytes, trigger, error.
+
+    bkmd keeps the last keep_runs runs of each job (a setting).
+    """
+    from bkm import render
+
+    with obj.client() as client:
+        found = client.call("job.get", job=job_ref)
+    runs = list(reversed(found.get("runs") or []))[:count]
+    if as_json:
+        print_json(runs)
+        return
+    if not runs:
+        name = render.safe(found["name"])
+        echo(f"job {name} has not run yet; start it with: bkm job start {name}")
+        return
+    rows = []
+    for run in runs:
+        outcome = run.get("outcome") or "running"
+        if outcome == "skipped" and (run.get("count") or 1) > 1:
+            outcome = f"skipped x{run['count']}"
+        elif run.get("warnings"):
+            outcome += f" ({len(run['warnings'])} warning{'s' if len(run['warnings']) > 1 else ''})"
+        trigger = run.get("trigger") or "manual"
+        if (run.get("attempt") or 1) > 1:
+            trigger += f" #{run['attempt']}"
+        rows.append(
+            (
+                render.local_time(run.get("started_at")),
+                render.human_duration(run.get("duration_seconds")),
+                outcome,
+                render.human_bytes(run.get("bytes") or 0) if outcome != "skipped" else "-",
+                trigger,
+                render.cut(render.safe(run.get("error") or ""), 60),
+            )
+        )
+    echo(render.table(("STARTED", "TOOK", "OUTCOME", "SENT", "TRIGGER", "ERROR"), rows))
+
+
 @job.command("edit")
 @click.argument("job_ref", metavar="JOB", shell_complete=job_names)
 @click.option("--name", help="Rename the job.")

@@ -70,3 +70,47 @@ def test_wait_on_a_running_job_attaches_and_returns_its_outcome(bkmd):
     out, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 1 and "job cron2 failed: source vanished" in err
     assert "waiting for that run" in err and len(show(bkmd.home, "cron2")["runs"]) == 1
+
+
+def test_history_newest_first_with_trigger_and_error(bkmd, data_dir):
+    create(bkmd.home, "h", "rsync", data_dir + "/", os.path.join(bkmd.home, "d"))
+    out = bkm(bkmd.home, "job", "history", "h")
+    assert out.returncode == 0 and "has not run yet" in out.stdout
+    assert bkm(bkmd.home, "job", "start", "h", "--wait").returncode == 0
+    os.rename(data_dir, data_dir + ".moved")
+    assert bkm(bkmd.home, "job", "start", "h", "--wait").returncode == 1
+    out = bkm(bkmd.home, "job", "history", "h")
+    header, newest, oldest = out.stdout.splitlines()
+    assert header.split() == ["STARTED", "TOOK", "OUTCOME", "SENT", "TRIGGER", "ERROR"]
+    assert " failed " in newest and "manual" in newest and ("No such file" in newest or "vanished" in newest)
+    assert " completed " in oldest
+    runs = json.loads(bkm(bkmd.home, "job", "history", "h", "--json", "-n", "1").stdout)
+    assert len(runs) == 1 and runs[0]["outcome"] == "failed"
+
+
+def test_daemon_status_start_restart_stop(home, data_dir):
+    out = bkm(home, "daemon", "status")
+    assert out.returncode == 3 and "bkmd is not running" in out.stderr
+    out = bkm(home, "daemon", "start")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("bkmd ") and " started: pid " in out.stdout
+    try:
+        out = bkm(home, "daemon", "status")
+        assert out.returncode == 0 and " runs: pid " in out.stdout
+        pid = json.loads(bkm(home, "daemon", "status", "--json").stdout)["pid"]
+        assert bkm(home, "daemon", "start").stdout.startswith(f"bkmd runs already: pid {pid}")
+        source = os.path.join(home, "slow")
+        slow_tree(source)
+        create(home, "long", "rsync", source + "/", os.path.join(home, "d"), "--bwlimit", "256")
+        assert bkm(home, "settings", "set", "resume_after_stop", "false").returncode == 0
+        assert bkm(home, "job", "start", "long").returncode == 0
+        out = bkm(home, "daemon", "restart")
+        assert out.returncode == 0, out.stderr
+        assert "restarted" in out.stdout and "1 job(s) resumed" in out.stdout
+        assert json.loads(bkm(home, "daemon", "status", "--json").stdout)["pid"] != pid
+        job = show(home, "long")
+        assert job["status"] in ("running", "queued") and job["last_run"]["resumed"] is True
+    finally:
+        bkm(home, "job", "pause", "--all")
+        assert bkm(home, "daemon", "stop").returncode == 0
+    assert bkm(home, "daemon", "status").returncode == 3
