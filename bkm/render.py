@@ -23,11 +23,38 @@ def safe(text: object) -> str:
     return "".join(out)
 
 
+def cells(text: str) -> int:
+    """How many terminal cells ``text`` takes: wide characters (CJK, most emoji) two, combining
+    marks and zero-width joiners none (what wcwidth says, from the Unicode tables Python has)."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or ch in "\u200b\u200c\u200d\ufe0f":
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
 def cut(text: str, width: int) -> str:
-    """At most ``width`` characters; anything cut is shown as a trailing ``…``."""
-    if len(text) <= width:
+    """At most ``width`` terminal cells; anything cut is shown as a trailing ``…``."""
+    if cells(text) <= width:
         return text
-    return text[: max(width - 1, 0)] + ELLIPSIS
+    kept, used = [], 0
+    for ch in text:
+        size = cells(ch)
+        if used + size > width - 1:
+            break
+        kept.append(ch)
+        used += size
+    return "".join(kept) + ELLIPSIS
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` filled with spaces to ``width`` terminal cells."""
+    return text + " " * max(width - cells(text), 0)
 
 
 def human_bytes(count: int | float | None) -> str:
@@ -105,24 +132,54 @@ def until(stamp: str | None, now: float | None = None) -> str:
     return _stamped(stamp, show)
 
 
+def local_stamp(stamp: str | None) -> str:
+    """A UTC time of the JSON as a local one with its offset (TZ honoured):
+    "2026-11-29 13:20:02 +09:00"."""
+
+    def show(then: float) -> str:
+        local = time.localtime(then)
+        offset = time.strftime("%z", local)
+        return time.strftime("%Y-%m-%d %H:%M:%S ", local) + offset[:3] + ":" + offset[3:]
+
+    return _stamped(stamp, show)
+
+
 def local_time(stamp: str | None) -> str:
     """A UTC time of the JSON in the local zone (TZ honoured): "2026-11-30 02:30 CET"."""
     return _stamped(stamp, lambda then: time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(then)))
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    width: int | None = None,
+    shrink: Sequence[int] = (),
+) -> str:
     """Columns left-aligned, two spaces apart, each at least its header and two more wide
     (tabulate's "plain" format, which this replaces: its guessing of each cell's type took
-    0.9 s of a 10,000-job `bkm job list`). Cells are stripped; None is empty."""
-    cells = [["" if cell is None else str(cell).strip() for cell in row] for row in rows]
+    0.9 s of a 10,000-job `bkm job list`), measured in terminal cells. Cells are stripped;
+    None is empty. With ``width``, the columns named in ``shrink`` (indexes) give way, widest
+    first and cut with "…", until the table fits (a line that would wrap is no table)."""
+    texts = [["" if cell is None else str(cell).strip() for cell in row] for row in rows]
     names = [str(header) for header in headers]
     widths = [len(name) + 2 for name in names]
-    for row in cells:
+    for row in texts:
         for i, cell in enumerate(row):
-            if len(cell) > widths[i]:
-                widths[i] = len(cell)
-    lines = [names, *cells]  # a short row ends early: its last columns are empty
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip() for line in lines)
+            widths[i] = max(widths[i], cells(cell))
+    if width is not None and shrink:
+        floor = {i: max(len(names[i]), 6) for i in shrink}
+        if sum(widths) + 2 * (len(widths) - 1) > width:  # first the headers' spare room goes
+            widths = [
+                max([len(names[i]), *(cells(row[i]) for row in texts if i < len(row))]) for i in range(len(widths))
+            ]
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            widest = max(shrink, key=lambda i: widths[i] - floor[i])
+            if widths[widest] <= floor[widest]:
+                break  # as narrow as they go: the rest wraps
+            widths[widest] -= 1
+        texts = [[cut(cell, widths[i]) if i in floor else cell for i, cell in enumerate(row)] for row in texts]
+    lines = [names, *texts]  # a short row ends early: its last columns are empty
+    return "\n".join("  ".join(pad(c, w) for c, w in zip(line, widths, strict=False)).rstrip() for line in lines)
 
 
 def fields(pairs: Iterable[tuple[str, object]]) -> str:
@@ -142,6 +199,18 @@ def terminal_width(stream, fallback: int = 80) -> int:
     except (AttributeError, ValueError, OSError):
         columns = 0
     return columns if columns > 0 else shutil.get_terminal_size((fallback, 24)).columns
+
+
+def output_width() -> int | None:
+    """How wide a table on standard output may be: the terminal's width; else COLUMNS when
+    set (a script that asked for a width); else no limit (a pipe gets the whole values)."""
+    import os
+    import sys
+
+    if is_terminal(sys.stdout):
+        return terminal_width(sys.stdout)
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
 
 
 def bar(percent: float, width: int = 20) -> str:
@@ -256,7 +325,7 @@ def row(event: dict, width: int, colour: bool) -> str:
         else:
             bar_text, figure = "", SCANNING
     tail = tails(figure)[variant]
-    name = cut(safe(event.get("name", "")), name_width).ljust(name_width)
+    name = pad(cut(safe(event.get("name", "")), name_width), name_width)
     line = f"{name} {status:<12} {bar_text}{tail}"
     visible = cut(line, max(width - 1, 1))
     # Colour the status only once the line fits, so cutting never splits an escape sequence.

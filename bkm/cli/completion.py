@@ -44,7 +44,22 @@ def job_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> li
     from click.shell_completion import CompletionItem
 
     jobs = _ask(ctx, "job.list") or []
-    return [CompletionItem(j["name"], help=j["status"]) for j in jobs if j["name"].startswith(incomplete)]
+    return [CompletionItem(_quoted(j["name"]), help=j["status"]) for j in jobs if j["name"].startswith(incomplete)]
+
+
+def _quoted(name: str) -> str:
+    """A name as bash must insert it: click's bash script puts completions on the command line
+    as they are, so "my photos" would become two words (tested in real bash). zsh and fish
+    quote by themselves."""
+    import os
+
+    if not os.environ.get("_BKM_COMPLETE", "").startswith("bash"):
+        return name
+    import re
+
+    # Escaped for the command line, then once more for the script's `read` (without -r),
+    # which takes one level of backslashes away.
+    return re.sub(r"([^\w@%+=:,./-])", r"\\\1", name).replace("\\", "\\\\")
 
 
 def setting_keys(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:

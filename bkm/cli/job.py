@@ -180,7 +180,8 @@ def list_(obj, statuses, as_json) -> None:
         )
         for j in jobs
     ]
-    echo(render.table(("NAME", "TYPE", "STATUS", "PROGRESS", "NEXT RUN", "SOURCE", "DEST", "UPDATED"), rows))
+    headers = ("NAME", "TYPE", "STATUS", "PROGRESS", "NEXT RUN", "SOURCE", "DEST", "UPDATED")
+    echo(render.table(headers, rows, width=render.output_width(), shrink=(0, 5, 6)))
 
 
 @job.command("show")
@@ -593,8 +594,8 @@ def run_summary(run: dict | None) -> str:
     if not run:
         return "never"
     if run.get("finished_at") is None:
-        return f"running since {run.get('started_at')}"
-    parts = [run.get("outcome") or "ended", f"started {run.get('started_at')}"]
+        return f"running since {render.local_stamp(run.get('started_at'))}"
+    parts = [run.get("outcome") or "ended", f"started {render.local_stamp(run.get('started_at'))}"]
     if run.get("trigger") and run["trigger"] != "manual":
         attempt = f", attempt {run['attempt']}" if (run.get("attempt") or 1) > 1 else ""
         parts.append(f"by {run['trigger']}{attempt}")
@@ -710,8 +711,8 @@ def describe(job: dict) -> str:
         ("bwlimit", f"{job['bwlimit']} KiB/s" if job["bwlimit"] else "unlimited"),
         ("excludes", ", ".join(job["excludes"]) if job["excludes"] else "none"),
         ("progress", progress_text),
-        ("created", job["created_at"]),
-        ("updated", f"{job['updated_at']} ({render.ago(job['updated_at'])})"),
+        ("created", render.local_stamp(job["created_at"])),
+        ("updated", f"{render.local_stamp(job['updated_at'])} ({render.ago(job['updated_at'])})"),
         ("last run", run_summary(run)),
         *schedule_lines(job),
         *telling_lines(job),

@@ -54,13 +54,20 @@ def status(obj, as_json) -> None:
         echo("  none planned (a schedule: bkm job edit JOB --schedule SPEC; paused ones: bkm schedule list)")
     echo("")
     echo("recent activity:")
+    rows = []
     for entry in info.get("recent") or []:
-        detail = f"  {render.safe(entry['detail'])}" if entry.get("detail") else ""
-        line = f"  {entry['time']}  {render.safe(entry['name'])}  {entry['status']}{detail}"
-        echo(
-            render.cut(line, max(width - 1, 20)).replace(
-                f"  {entry['status']}", "  " + render.status_text(entry["status"], colour), 1
-            )
-        )
-    if not info.get("recent"):
+        what = "started" if entry["status"] == "running" else entry["status"]
+        detail = entry.get("detail") or ""
+        if entry.get("bytes") is not None and entry["status"] == "completed":
+            # The figures in human units; the warnings part of the detail as it was.
+            took = render.human_duration(entry.get("duration_seconds"))
+            warned = detail.split("; ", 1)[1:]
+            detail = "; ".join([f"{render.human_bytes(entry['bytes'])} in {took}", *warned])
+        rows.append((render.local_stamp(entry["time"]), render.safe(entry["name"]), what, render.safe(detail)))
+    if rows:
+        table = render.table(("WHEN", "JOB", "WHAT", "DETAIL"), rows, width=max(width - 2, 40), shrink=(1, 3))
+        for line, (_, _, what, _) in zip(table.splitlines()[1:], rows, strict=True):
+            shown = render.paint(what, render.STATUS_COLOURS.get("running" if what == "started" else what), colour)
+            echo("  " + line.replace(f"  {what}", f"  {shown}", 1))
+    else:
         echo("  none yet")

@@ -40,11 +40,15 @@ class Activity:
             warnings = run.get("warnings") or []
             if warnings:
                 detail += f"; {len(warnings)} warning{'s' if len(warnings) > 1 else ''}: {warnings[0]}"
-        self.note(job, job.status, detail)
+        figures = {}
+        if job.status in ("completed", "failed", "paused") and run.get("finished_at"):
+            # The numbers too, for views to show in their own units.
+            figures = {"bytes": run.get("bytes", 0), "duration_seconds": run.get("duration_seconds")}
+        self.note(job, job.status, detail, **figures)
 
-    def note(self, job: Job, what: str, detail: str | None) -> None:
+    def note(self, job: Job, what: str, detail: str | None, **figures) -> None:
         """An entry of its own: a status, or what happened without one ("skipped")."""
-        entry = {"time": now(), "job_id": job.id, "name": job.name, "status": what, "detail": detail}
+        entry = {"time": now(), "job_id": job.id, "name": job.name, "status": what, "detail": detail, **figures}
         self.recent.append(entry)
         try:
             if os.path.exists(self.path) and os.path.getsize(self.path) > MAX_BYTES:

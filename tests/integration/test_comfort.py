@@ -114,3 +114,50 @@ def test_daemon_status_start_restart_stop(home, data_dir):
         bkm(home, "job", "pause", "--all")
         assert bkm(home, "daemon", "stop").returncode == 0
     assert bkm(home, "daemon", "status").returncode == 3
+
+
+def test_wide_names_stay_aligned_and_columns_70_fits(bkmd, data_dir):
+    from bkm.render import cells
+
+    long_dest = os.path.join(bkmd.home, "backups", "a-rather-long-destination-folder-name")
+    os.makedirs(os.path.dirname(long_dest))
+    create(bkmd.home, "データ", "rsync", data_dir + "/", long_dest)
+    create(bkmd.home, "plain", "rsync", data_dir + "/", long_dest + "2")
+    for columns in ("200", "70"):
+        out = bkm(bkmd.home, "job", "list", env={"COLUMNS": columns})
+        assert out.returncode == 0
+        lines = out.stdout.splitlines()
+        assert all(cells(line) <= int(columns) for line in lines), (columns, lines)
+        # Every column starts at the same cell on every line.
+        starts = [cells(line[: line.index(" rsync")]) for line in lines[1:]]
+        assert len(set(starts)) == 1 and starts[0] == cells(lines[0][: lines[0].index(" TYPE")])
+
+
+def test_times_are_local_for_people_and_utc_in_json(bkmd, data_dir):
+    create(bkmd.home, "tz", "rsync", data_dir + "/", os.path.join(bkmd.home, "d"))
+    assert bkm(bkmd.home, "job", "start", "tz", "--wait").returncode == 0
+    shown = bkm(bkmd.home, "job", "show", "tz", env={"TZ": "Asia/Tokyo"}).stdout
+    created = next(line for line in shown.splitlines() if line.startswith("created:"))
+    assert created.endswith("+09:00") and "started " in shown and "+09:00" in shown.split("last run:")[1]
+    data = json.loads(bkm(bkmd.home, "job", "show", "tz", "--json", env={"TZ": "Asia/Tokyo"}).stdout)
+    assert data["created_at"].endswith("Z") and data["last_run"]["started_at"].endswith("Z")
+    status = bkm(bkmd.home, "status", env={"TZ": "Asia/Tokyo"}).stdout
+    activity = status.split("recent activity:")[1]
+    assert "+09:00" in activity and " bytes in " not in activity and "  started" in activity
+
+
+def test_bash_completes_a_name_with_a_space_as_one_word(bkmd, data_dir):
+    create(bkmd.home, "my photos", "rsync", data_dir + "/", os.path.join(bkmd.home, "d"))
+    script = bkm(bkmd.home, "completion", "bash").stdout
+    bkm_dir = os.path.dirname(program("bkm")[0])
+    session = (
+        f"{script}\n"
+        "COMP_WORDS=(bkm job show my); COMP_CWORD=3; _bkm_completion bkm\n"
+        'printf "<%s>\\n" "${COMPREPLY[@]}"\n'
+        # What bash then puts on the command line is one word again for bkm:
+        'eval "set -- ${COMPREPLY[0]}"; echo "words: $#"\n'
+    )
+    env = dict(os.environ, BKM_HOME=bkmd.home, PATH=f"{bkm_dir}:{os.environ['PATH']}")
+    env.pop("BKM_SOCKET", None)
+    out = subprocess.run(["bash", "--norc", "-c", session], capture_output=True, text=True, env=env, timeout=30)
+    assert out.stdout.splitlines() == ["<my\\ photos>", "words: 1"], out.stderr

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -363,3 +364,29 @@ def test_watch_follows_resizes_and_ctrl_c_restores_the_cursor(bkmd):
     finally:
         pane.close()
         assert bkm(bkmd.home, "job", "pause", "resize").returncode == 0
+
+
+def test_watch_with_a_wide_character_name_redraws_in_place_within_the_width(bkmd):
+    from bkm.render import cells
+
+    start_throttled(bkmd.home, "データ", size=2 * MIB, limit=128)  # 16 s: running throughout
+    start_throttled(bkmd.home, "plain", size=2 * MIB, limit=128)
+    pane = Tmux(bkmd.home, ["watch"], width=60)
+    try:
+        wait_for(lambda: "running" in pane.row("データ") and "running" in pane.row("plain"), 20, interval=0.1)
+        wait_for(lambda: len(pane.written().split(b"\x1b[J")) > 4, 20, interval=0.1, what="several drawings")
+        # The status column starts at the same cell in both rows on the screen.
+        screen = [pane.row("データ"), pane.row("plain")]
+        assert len({cells(line[: line.index("running")]) for line in screen}) == 1, screen
+        pane.keys("C-c")
+        assert pane.exit_status(10) == "130"
+        drawings = [d.decode().replace("\r", "") for d in pane.written().split(b"\x1b[J")[1:-1]]
+        for drawing in drawings[1:]:
+            body, _, up = drawing.rpartition("\n")
+            rows = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in body.split("\n")]
+            # Each row within the terminal (no wrap), and the cursor goes back up exactly as many.
+            assert all(cells(row) <= 59 for row in rows), rows
+            assert up == f"\x1b[{len(rows)}F"
+    finally:
+        pane.close()
+        assert bkm(bkmd.home, "job", "pause", "--all").returncode == 0

@@ -182,3 +182,23 @@ def test_local_time_follows_tz(monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_terminal_cells_of_wide_and_combining_characters():
+    from bkm import render
+
+    assert render.cells("データ") == 6 and render.cells("abc") == 3 and render.cells("e\u0301") == 1
+    assert render.cut("データデータ", 5) == "デー…" and render.cells(render.cut("データデータ", 5)) == 5
+    assert render.pad("データ", 8) == "データ  "
+
+
+def test_a_table_fits_the_width_by_cutting_the_columns_allowed_to_give_way():
+    from bkm import render
+
+    rows = [("データ" * 5, "x", "/a/very/long/path/of/some/length"), ("b", "yy", "/short")]
+    text = render.table(("NAME", "T", "PATH"), rows, width=30, shrink=(0, 2))
+    lines = text.splitlines()
+    assert all(render.cells(line) <= 30 for line in lines)
+    starts = {render.cells(line[: line.index(cell)]) for line, cell in zip(lines, ("T", "x", "yy"), strict=True)}
+    assert len(starts) == 1  # the unshrunk column stays aligned
+    assert render.table(("NAME",), [], width=3, shrink=(0,)) == "NAME"
