@@ -347,6 +347,22 @@ def parse_max_age(value: object) -> tuple[int | None, str | None]:
     return value or None, None
 
 
+TOOL_ARGS_MAX = 100
+
+
+def parse_tool_args(value: object) -> tuple[list | None, str | None]:
+    """Extra arguments for this job's tool, placed after the settings' rsync_args/rclone_args
+    and before "--" (so never read as a path); they run as the job's owner, like the tool."""
+    if not isinstance(value, list) or len(value) > TOOL_ARGS_MAX:
+        return None, f"must be a list of at most {TOOL_ARGS_MAX} arguments"
+    for arg in value:
+        if not isinstance(arg, str) or not arg or "\x00" in arg or _not_utf8(arg) or len(arg) > PATH_MAX:
+            return None, f"each argument must be a non-empty string without NUL (got {brief(arg)})"
+        if arg == "--":
+            return None, '"--" would end the options early: bkm puts it before the paths itself'
+    return list(value), None
+
+
 def fresh(default: object) -> object:
     """A field's default as a value of its own: a tuple becomes a new list, a function is called."""
     if callable(default):
@@ -368,6 +384,7 @@ JOB_FIELDS: tuple[Field, ...] = (
     Field("hooks", dict, parse_hooks, default=no_hooks),
     Field("healthcheck", str, parse_healthcheck, nullable=True),
     Field("notify", list, parse_notify, default=()),
+    Field("tool_args", list, parse_tool_args, default=()),
 )
 NULLABLE = frozenset(f.name for f in JOB_FIELDS if f.nullable)
 FIELD_NAMES = tuple(f.name for f in JOB_FIELDS)

@@ -502,6 +502,7 @@ def job_record(**changes) -> dict:
         "hooks": {"before": [], "after": [], "on_success": [], "on_failure": []},
         "healthcheck": None,
         "notify": [],
+        "tool_args": [],
         "status": "pending",
         "created_at": "2026-11-29T00:00:00Z",
         "updated_at": "2026-11-29T00:00:00Z",

@@ -44,6 +44,10 @@ RETRY_WAIT_HELP = (
 )
 
 
+TOOL_ARG_HELP = (
+    "An extra argument for this job's rsync or rclone (repeatable), e.g. --tool-arg=--rsh='ssh -p 2222';"
+    " after the settings' rsync_args/rclone_args."
+)
 MAX_AGE_HELP = "The job is stale when its last success is older than this (26h, 7d); 0: never."
 HOOK_HELP = "A /bin/sh command run as the job's owner {when} (repeatable)."
 
@@ -94,11 +98,12 @@ def given_hooks(options: dict) -> dict:
 @hook_options
 @click.option("--healthcheck", metavar="URL", help="A healthchecks.io-style ping URL: start, success and fail pings.")
 @click.option("--notify", "notify", metavar="URL", multiple=True, help="An Apprise URL told of failures (repeatable).")
+@click.option("--tool-arg", "tool_args", metavar="ARG", multiple=True, help=TOOL_ARG_HELP)
 @json_option()
 @click.pass_obj
 def create(
     obj, name, job_type, source, dest, bwlimit, excludes, schedule, retries, retry_wait, max_age, healthcheck, notify,
-    as_json, **hooks,
+    tool_args, as_json, **hooks,
 ) -> None:  # fmt: skip
     """Create a job named NAME (status pending).
 
@@ -121,6 +126,7 @@ def create(
             hooks=given_hooks(hooks),
             healthcheck=healthcheck,
             notify=list(notify),
+            tool_args=list(tool_args),
         )
     if as_json:
         print_json(created)
@@ -266,11 +272,14 @@ def history(obj, job_ref, count, as_json) -> None:
     "--notify", "notify", metavar="URL", multiple=True, help="Replace the Apprise URLs with these (repeatable)."
 )
 @click.option("--clear-notify", is_flag=True, help="Remove the job's Apprise URLs.")
+@click.option("--tool-arg", "tool_args", metavar="ARG", multiple=True, help="Replace the job's extra tool arguments.")
+@click.option("--clear-tool-args", is_flag=True, help="Remove the job's extra tool arguments.")
 @json_option()
 @click.pass_obj
 def edit(
     obj, job_ref, name, source, dest, bwlimit, excludes, clear_excludes, schedule, no_schedule, retries, retry_wait,
-    max_age, clear_hooks, healthcheck, no_healthcheck, notify, clear_notify, as_json, **hooks,
+    max_age, clear_hooks, healthcheck, no_healthcheck, notify, clear_notify, tool_args, clear_tool_args, as_json,
+    **hooks,
 ) -> None:  # fmt: skip
     """Change a job that is not running or queued."""
     if excludes and clear_excludes:
@@ -297,6 +306,9 @@ def edit(
     changes["max_age_seconds"] = max_age
     changes["healthcheck"] = healthcheck
     changes["notify"] = [] if clear_notify else (list(notify) or None)
+    if tool_args and clear_tool_args:
+        raise BkmError("--tool-arg and --clear-tool-args cannot be used together", errors.USAGE)
+    changes["tool_args"] = [] if clear_tool_args else (list(tool_args) or None)
     kinds = given_hooks(hooks)
     changes["hooks"] = (
         ({"before": [], "after": [], "on_success": [], "on_failure": []} | kinds) if clear_hooks else (kinds or None)
@@ -311,7 +323,8 @@ def edit(
             "nothing to change",
             errors.USAGE,
             "give at least one of --name, --source, --dest, --bwlimit, --exclude, --clear-excludes,"
-            " --schedule, --no-schedule, --retries, --retry-wait, --max-age, a hook, --healthcheck, --notify",
+            " --schedule, --no-schedule, --retries, --retry-wait, --max-age, a hook, --healthcheck, --notify,"
+            " --tool-arg",
         )
     with obj.client() as client:
         updated = client.call("job.update", job=job_ref, **changes)
@@ -676,6 +689,10 @@ def telling_lines(job: dict) -> list[tuple[str, str]]:
     if job.get("healthcheck"):
         pairs.append(("healthcheck", job["healthcheck"]))
     pairs += [("notify", url) for url in job.get("notify") or []]
+    if job.get("tool_args"):
+        import shlex
+
+        pairs.append(("tool args", shlex.join(job["tool_args"])))
     if job.get("max_age_seconds"):
         since = job.get("last_success_at")
         last = f"last success {render.ago(since)}" if since else "no success yet"

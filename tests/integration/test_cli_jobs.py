@@ -38,6 +38,7 @@ JOB_KEYS = {
     "hooks",
     "healthcheck",
     "notify",
+    "tool_args",  # the contract's "Everyday comfort"
 }
 PROGRESS_KEYS = {"percent", "bytes_transferred", "total_bytes", "speed_bytes", "eta_seconds"}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

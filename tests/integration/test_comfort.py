@@ -161,3 +161,18 @@ def test_bash_completes_a_name_with_a_space_as_one_word(bkmd, data_dir):
     env.pop("BKM_SOCKET", None)
     out = subprocess.run(["bash", "--norc", "-c", session], capture_output=True, text=True, env=env, timeout=30)
     assert out.stdout.splitlines() == ["<my\\ photos>", "words: 1"], out.stderr
+
+
+def test_a_jobs_tool_args_reach_its_tool_and_are_checked(bkmd, data_dir):
+    dest = os.path.join(bkmd.home, "d")
+    created = create(bkmd.home, "ta", "rsync", data_dir + "/", dest, "--tool-arg", "--exclude=*.bin", "--tool-arg=-v")
+    assert created["tool_args"] == ["--exclude=*.bin", "-v"]
+    assert bkm(bkmd.home, "job", "start", "ta", "--wait").returncode == 0
+    copied = {os.path.relpath(os.path.join(f, n), dest) for f, _, names in os.walk(dest) for n in names}
+    assert copied == {"a.txt"}  # sub/b.bin left out by this job's own argument
+    log = bkm(bkmd.home, "logs", "ta").stdout
+    assert "'--exclude=*.bin' -v -- " in log  # the command line as a shell would read it
+    out = bkm(bkmd.home, "job", "edit", "ta", "--tool-arg", "--", "--json")
+    assert out.returncode == 2 and "tool_args" in out.stderr
+    out = bkm(bkmd.home, "job", "edit", "ta", "--clear-tool-args", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["tool_args"] == []

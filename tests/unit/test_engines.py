@@ -46,7 +46,7 @@ def parse_all(module, name: str):
 
 
 def job(**changes):
-    values = dict(source="/src/", dest="/dst", bwlimit=0, excludes=[], runs=[])
+    values = dict(source="/src/", dest="/dst", bwlimit=0, excludes=[], runs=[], tool_args=[])
     values.update(changes)
     return SimpleNamespace(**values)
 
@@ -95,6 +95,14 @@ def test_rsync_argv_remote_keeps_delta_transfer_and_settings_apply():
     args = rsync.argv(job(dest="backup@host:/srv"), settings)
     assert args[0] == "/opt/rsync" and "--no-W" not in args and "--checksum" in args
     assert not any(a.startswith("--bwlimit") for a in args)
+
+
+def test_a_jobs_tool_args_come_after_the_settings_and_before_the_paths():
+    settings = dict(SETTINGS, rsync_args=["--checksum"], rclone_args=["--fast-list"])
+    for engine, first in ((rsync, "--checksum"), (rclone, "--fast-list")):
+        for build in (engine.argv, engine.dry_run_argv):
+            args = build(job(tool_args=["--rsh=ssh -p 2222", "-v"]), settings)
+            assert args[-6:] == [first, "--rsh=ssh -p 2222", "-v", "--", "/src/", "/dst"]
 
 
 def test_rsync_environment_pins_the_locale_and_drops_argument_switches():

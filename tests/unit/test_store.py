@@ -27,6 +27,7 @@ def job(i: int, **extra) -> dict:
         "hooks": {"before": [], "after": [], "on_success": [], "on_failure": []},
         "healthcheck": None,
         "notify": [],
+        "tool_args": [],
         "status": "pending",
         "created_at": "2026-11-28T17:50:00Z",
         "updated_at": "2026-11-28T17:50:00Z",

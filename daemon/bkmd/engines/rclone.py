@@ -66,7 +66,7 @@ def argv(job, settings, resume: bool = False) -> list[str]:
     if job.bwlimit:
         args.append(f"--bwlimit={job.bwlimit}")  # a bare number is KiB/s
     args += [f"--exclude={pattern}" for pattern in job.excludes]
-    args += list(settings["rclone_args"])
+    args += list(settings["rclone_args"]) + list(job.tool_args)  # this job's own last: they can override
     return args + ["--", job.source, job.dest]
 
 
@@ -79,7 +79,7 @@ def dry_run_argv(job, settings) -> list[str]:
     args = [settings["rclone_path"], "copy", "--dry-run", "--use-json-log", "--stats=1h"]
     args += ["--stats-log-level=NOTICE", "--retries=1", "--check-first"]
     args += [f"--exclude={pattern}" for pattern in job.excludes]
-    args += list(settings["rclone_args"])
+    args += list(settings["rclone_args"]) + list(job.tool_args)  # this job's own last: they can override
     return args + ["--", job.source, job.dest]
 
 

@@ -123,7 +123,7 @@ def argv(job, settings, resume: bool = False) -> list[str]:
     if job.bwlimit:
         args.append(f"--bwlimit={job.bwlimit}")
     args += [f"--exclude={pattern}" for pattern in job.excludes]
-    args += list(settings["rsync_args"])
+    args += list(settings["rsync_args"]) + list(job.tool_args)  # this job's own last: they can override
     # "--" ends options: no path can be read as one.
     return args + ["--", job.source, job.dest]
 
@@ -139,7 +139,7 @@ def dry_run_argv(job, settings) -> list[str]:
     """rsync's own dry run with the job's filters and arguments: what a run would send."""
     args = [settings["rsync_path"], "-a", "-n", "--stats", "--no-h", "-s"]
     args += [f"--exclude={pattern}" for pattern in job.excludes]
-    args += list(settings["rsync_args"])
+    args += list(settings["rsync_args"]) + list(job.tool_args)  # this job's own last: they can override
     return args + ["--", job.source, job.dest]
 
 
