@@ -21,6 +21,8 @@ class Setting:
     default: Any
     form: str
     parse: Callable[[Any], Any]
+    meaning: str = ""  # what it does, for `settings show`
+    unit: str = ""  # "bytes", "seconds" or "KiB/s": how `settings show` writes the value
 
 
 def _whole(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
@@ -137,6 +139,25 @@ def _listen(value: Any) -> str:
     return value
 
 
+def _bytes(minimum: int) -> Callable[[Any], int]:
+    """A whole number of bytes, or a size with a unit (10MiB, 512KiB, 1GiB)."""
+    whole = _whole(minimum)
+    units = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+    def parse(value: Any) -> int:
+        if isinstance(value, str):
+            text = value.strip().lower().replace(" ", "")
+            number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+            unit = text[len(number) :]
+            if unit:
+                if unit not in units or not number.replace(".", "", 1).isdigit():
+                    raise ValueError
+                value = int(float(number) * units[unit])
+        return whole(value)
+
+    return parse
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if value not in choices:
@@ -149,27 +170,123 @@ def _choice(*choices: str) -> Callable[[Any], str]:
 SETTINGS: dict[str, Setting] = {
     s.key: s
     for s in (
-        Setting("max_concurrent_jobs", 2, "a whole number, 1 or more", _whole(1, 1000)),
-        Setting("default_bwlimit", 0, "KiB/s, a whole number, 0 (unlimited) or more", _bwlimit),
-        Setting("rsync_path", "rsync", "a program name or path", _program),
-        Setting("rclone_path", "rclone", "a program name or path", _program),
-        Setting("rsync_args", [], 'a list of arguments, e.g. \'["--checksum"]\' or "--checksum -v"', _arguments),
-        Setting("rclone_args", [], 'a list of arguments, e.g. \'["--fast-list"]\' or "--fast-list"', _arguments),
-        Setting("progress_interval", 1.0, "seconds, a number from 0.2 to 60", _number(0.2, 60.0)),
-        Setting("log_max_bytes", 10485760, "bytes, a whole number, 4096 or more", _whole(4096)),
-        Setting("log_backups", 3, "a whole number, 0 or more", _whole(0, 1000)),
-        Setting("on_interrupted", "ask", "one of ask, pause, resume", _choice("ask", "pause", "resume")),
-        Setting("keep_runs", 20, "a whole number, 1 or more", _whole(1, 100000)),
-        Setting("stall_timeout", 900, "seconds, a whole number, 0 (disabled) or more", _whole(0, 10**7)),
-        Setting("resume_after_stop", True, "true or false", _flag),
-        Setting("timezone", "", "an IANA zone name such as Europe/Berlin, empty for the machine's", _zone),
-        Setting("catch_up", True, "true or false", _flag),
-        Setting("retries", 0, "a whole number from 0 to 10", _whole(0, 10)),
-        Setting("hook_timeout", 300, "seconds from 1 to 86400, or a duration such as 5m", _seconds(1, 86400)),
-        Setting("notify_urls", [], "a list of Apprise URLs, e.g. '[\"ntfy://ntfy.sh/topic\"]'", _urls),
-        Setting("notify_on", "failure", "failure or always", _choice("failure", "always")),
-        Setting("metrics_listen", "", "HOST:PORT, e.g. 127.0.0.1:9876, or empty for off", _listen),
-        Setting("retry_wait", 60, "seconds from 1 to 3600, or a duration such as 90s or 5m", _seconds(1, 3600)),
+        Setting(
+            "max_concurrent_jobs",
+            2,
+            "a whole number, 1 or more",
+            _whole(1, 1000),
+            "transfers at once; more wait queued",
+        ),
+        Setting(
+            "default_bwlimit",
+            0,
+            "KiB/s, a whole number, 0 (unlimited) or more",
+            _bwlimit,
+            "bandwidth limit of new jobs",
+            "KiB/s",
+        ),
+        Setting("rsync_path", "rsync", "a program name or path", _program, "the rsync program"),
+        Setting("rclone_path", "rclone", "a program name or path", _program, "the rclone program"),
+        Setting(
+            "rsync_args",
+            [],
+            'a list of arguments, e.g. \'["--checksum"]\' or "--checksum -v"',
+            _arguments,
+            "extra arguments of every rsync run",
+        ),
+        Setting(
+            "rclone_args",
+            [],
+            'a list of arguments, e.g. \'["--fast-list"]\' or "--fast-list"',
+            _arguments,
+            "extra arguments of every rclone run",
+        ),
+        Setting(
+            "progress_interval",
+            1.0,
+            "seconds, a number from 0.2 to 60",
+            _number(0.2, 60.0),
+            "at most one progress event this often",
+            "seconds",
+        ),
+        Setting(
+            "log_max_bytes",
+            10485760,
+            "bytes (or 10MiB, 512KiB), 4096 or more",
+            _bytes(4096),
+            "a job log's size before it is rotated",
+            "bytes",
+        ),
+        Setting("log_backups", 3, "a whole number, 0 or more", _whole(0, 1000), "rotated logs kept per job"),
+        Setting(
+            "on_interrupted",
+            "ask",
+            "one of ask, pause, resume",
+            _choice("ask", "pause", "resume"),
+            "what a starting bkmd does with runs a crash interrupted",
+        ),
+        Setting("keep_runs", 20, "a whole number, 1 or more", _whole(1, 100000), "runs of history kept per job"),
+        Setting(
+            "stall_timeout",
+            900,
+            "seconds (or 15m, 1h), 0 (disabled) or more",
+            _seconds(0, 10**7),
+            "a run without progress this long fails (0: never)",
+            "seconds",
+        ),
+        Setting("resume_after_stop", True, "true or false", _flag, "resume at start the jobs a stopping bkmd paused"),
+        Setting(
+            "timezone",
+            "",
+            "an IANA zone name such as Europe/Berlin, empty for the machine's",
+            _zone,
+            "the zone of cron schedules (empty: the machine's)",
+        ),
+        Setting("catch_up", True, "true or false", _flag, "run once a schedule missed while down or asleep"),
+        Setting(
+            "retries",
+            0,
+            "a whole number from 0 to 10",
+            _whole(0, 10),
+            "extra attempts of new jobs after a transient failure",
+        ),
+        Setting(
+            "hook_timeout",
+            300,
+            "seconds from 1 to 86400, or a duration such as 5m",
+            _seconds(1, 86400),
+            "a hook running longer is stopped",
+            "seconds",
+        ),
+        Setting(
+            "notify_urls",
+            [],
+            "a list of Apprise URLs, e.g. '[\"ntfy://ntfy.sh/topic\"]'",
+            _urls,
+            "notification URLs for every job",
+        ),
+        Setting(
+            "notify_on",
+            "failure",
+            "failure or always",
+            _choice("failure", "always"),
+            "notify of failures, or of every outcome",
+        ),
+        Setting(
+            "metrics_listen",
+            "",
+            "HOST:PORT, e.g. 127.0.0.1:9876, or empty for off",
+            _listen,
+            "where bkmd serves /metrics (empty: nowhere)",
+        ),
+        Setting(
+            "retry_wait",
+            60,
+            "seconds from 1 to 3600, or a duration such as 90s or 5m",
+            _seconds(1, 3600),
+            "wait before the first retry of new jobs, then doubled",
+            "seconds",
+        ),
     )
 }
 

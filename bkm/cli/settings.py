@@ -11,7 +11,7 @@ from bkm.cli.output import echo, json_option, print_json
 
 
 def _text(value: object) -> str:
-    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return json.dumps(value) if isinstance(value, (list, dict, bool)) else str(value)
 
 
 @click.group()
@@ -25,18 +25,38 @@ def settings() -> None:
 def show(obj, as_json) -> None:
     """Show every setting and its value."""
     from bkm import render
-    from bkm.settings import DEFAULTS
+    from bkm.settings import DEFAULTS, SETTINGS
 
     with obj.client() as client:
         values = client.call("settings.get")
     if as_json:
         print_json(values)
         return
-    rows = [
-        (key, render.safe(_text(value)), "" if value == DEFAULTS.get(key) else f"(default {_text(DEFAULTS.get(key))})")
-        for key, value in values.items()
-    ]
-    echo(render.table(("KEY", "VALUE", ""), rows))
+    rows = []
+    for key, value in values.items():
+        shown = _human(key, value)
+        if value != DEFAULTS.get(key):
+            shown += f" (default {_human(key, DEFAULTS.get(key))})"
+        meaning = SETTINGS[key].meaning if key in SETTINGS else ""
+        rows.append((key, render.safe(shown), meaning))
+    echo(render.table(("KEY", "VALUE", "MEANING"), rows, width=render.output_width(), shrink=(2,)))
+
+
+def _human(key: str, value: object) -> str:
+    """A value in its unit, for people: 10.0 MiB, 15m00s, unlimited."""
+    from bkm import render
+    from bkm.settings import SETTINGS
+
+    unit = SETTINGS[key].unit if key in SETTINGS else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not unit:
+        return _text(value) if value != "" else "-"
+    if unit == "bytes":
+        return render.human_bytes(value)
+    if unit == "KiB/s":
+        return f"{value} KiB/s" if value else "0 (unlimited)"
+    if unit == "seconds":
+        return f"{value:g}s" if value < 60 else render.human_duration(value) if value else "0 (off)"
+    return _text(value)
 
 
 @settings.command("get")
@@ -80,15 +100,26 @@ def set_(obj, key, value, as_json) -> None:
     if as_json:
         print_json(answer)
     else:
-        echo(f"{answer['key']} = {_text(answer['value'])}")
+        human = _human(answer["key"], answer["value"])
+        shown = _text(answer["value"])
+        echo(f"{answer['key']} = {shown}" + (f" ({human})" if human not in (shown, "-") else ""))
 
 
 @settings.command("reset")
 @click.argument("key", required=False, shell_complete=setting_keys)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (resetting every setting asks first on a terminal).")
 @json_option()
 @click.pass_obj
-def reset(obj, key, as_json) -> None:
+def reset(obj, key, yes, as_json) -> None:
     """Put KEY (or, without KEY, every setting) back to its default."""
+    import sys
+
+    from bkm.render import is_terminal
+
+    asks = key is None and not yes and is_terminal(sys.stdin) and is_terminal(sys.stderr)
+    if asks and not click.confirm("Reset every setting to its default?", default=False, prompt_suffix=" ", err=True):
+        echo("nothing was reset")
+        return
     with obj.client() as client:
         answer = client.call("settings.reset", key=key)
     if as_json:

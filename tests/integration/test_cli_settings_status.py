@@ -13,8 +13,20 @@ def test_settings_show_lists_every_key_with_defaults(bkmd):
     from bkm.settings import SETTINGS
 
     assert list(values) == list(SETTINGS)
-    table = bkm(bkmd.home, "settings", "show").stdout
-    assert "progress_interval" in table and "1.0" in table
+    table = bkm(bkmd.home, "settings", "show", env={"COLUMNS": "200"}).stdout
+    lines = {line.split()[0]: line for line in table.splitlines()[1:]}
+    assert set(lines) == set(SETTINGS)
+    # Values in their units, and what each setting means.
+    assert lines["log_max_bytes"].split()[1:3] == ["10.0", "MiB"] and "rotated" in lines["log_max_bytes"]
+    assert lines["stall_timeout"].split()[1] == "15m00s" and lines["default_bwlimit"].split()[1:3] == [
+        "0",
+        "(unlimited)",
+    ]
+    assert lines["progress_interval"].split()[1] == "1s"
+    out = bkm(bkmd.home, "settings", "set", "log_max_bytes", "20MiB")
+    assert out.returncode == 0 and out.stdout.strip() == "log_max_bytes = 20971520 (20.0 MiB)"
+    assert bkm(bkmd.home, "settings", "set", "stall_timeout", "1h").stdout.strip() == "stall_timeout = 3600 (1h00m)"
+    assert "(default 10.0 MiB)" in bkm(bkmd.home, "settings", "show", env={"COLUMNS": "200"}).stdout
 
 
 @pytest.mark.parametrize(

@@ -176,3 +176,14 @@ def test_a_jobs_tool_args_reach_its_tool_and_are_checked(bkmd, data_dir):
     assert out.returncode == 2 and "tool_args" in out.stderr
     out = bkm(bkmd.home, "job", "edit", "ta", "--clear-tool-args", "--json")
     assert out.returncode == 0 and json.loads(out.stdout)["tool_args"] == []
+
+
+def test_settings_reset_of_everything_asks_on_a_terminal(bkmd):
+    from helpers import run_in_terminal
+
+    assert bkm(bkmd.home, "settings", "set", "keep_runs", "5").returncode == 0
+    code, screen = run_in_terminal(bkmd.home, ["settings", "reset"], prompt=b"[y/N]", reply=b"n")
+    assert code == 0 and "Reset every setting to its default? [y/N]" in screen and "nothing was reset" in screen
+    assert bkm(bkmd.home, "settings", "get", "keep_runs").stdout.strip() == "5"
+    code, screen = run_in_terminal(bkmd.home, ["settings", "reset"], prompt=b"[y/N]", reply=b"y")
+    assert code == 0 and bkm(bkmd.home, "settings", "get", "keep_runs").stdout.strip() == "20"
