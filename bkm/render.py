@@ -228,11 +228,27 @@ def scanning(event: dict) -> bool:
     return event.get("status") == "running" and event.get("total_known") is False
 
 
+def up_to_date(event: dict) -> str | None:
+    """For a completed run that sent nothing (the nightly case): "up to date, 34.3 MiB checked"."""
+    if event.get("status") != "completed" or event.get("bytes_transferred"):
+        return None
+    total = event.get("total_bytes") or 0
+    return f"up to date, {human_bytes(total)} checked" if total else "up to date"
+
+
+def percent_text(percent: float | None) -> str:
+    """100% when done, else one decimal: the same for every status."""
+    percent = percent or 0.0
+    return "100%" if percent >= 100 else f"{percent:.1f}%"
+
+
 def _figures(event: dict) -> tuple[str, str, str]:
     """An event's bytes ("moved/total", or "moved so far" while scanning), speed and ETA (only
     while running) as text; "" if none."""
     total = event.get("total_bytes") or 0
     moved = human_bytes(event.get("bytes_transferred") or 0)
+    if up_to_date(event):
+        return up_to_date(event), "", ""
     if scanning(event):
         moved += " so far"
     elif total:
@@ -243,7 +259,8 @@ def _figures(event: dict) -> tuple[str, str, str]:
         return moved, f"no progress for {human_duration(event['idle_seconds'])}", ""
     if event.get("status") == "queued" and event.get("waiting"):
         return moved, safe(event["waiting"]), ""
-    speed = f"{human_bytes(event['speed_bytes'])}/s" if event.get("speed_bytes") else ""
+    # Speed belongs to a run in progress: once it is over, the last one would read as current.
+    speed = f"{human_bytes(event['speed_bytes'])}/s" if event.get("speed_bytes") and running else ""
     eta = ""
     if running and event.get("eta_seconds") is not None and not scanning(event):
         eta = f"ETA {human_duration(event['eta_seconds'])}"
@@ -256,7 +273,7 @@ def progress_line(event: dict) -> str:
     moved, speed, eta = _figures(event)
     percent = event.get("percent") or 0.0
     parts = [safe(event.get("name", "")), event.get("status", "")]
-    parts += [f"[{SCANNING:<20}]"] if scanning(event) else [f"[{bar(percent)}]", f"{percent:5.1f}%"]
+    parts += [f"[{SCANNING:<20}]"] if scanning(event) else [f"[{bar(percent)}]", f"{percent_text(percent):>6}"]
     return "  ".join(parts + [moved] + [text for text in (speed, eta) if text])
 
 
@@ -313,7 +330,7 @@ def row(event: dict, width: int, colour: bool) -> str:
     def tails(figure: str) -> tuple[str, str, str]:
         return f" {figure}  {moved:>19}  {speed:>12}  {eta:>10}", f" {figure}  {moved}", f" {figure}"
 
-    figure = f"{percent:5.1f}%"
+    figure = f"{percent_text(percent):>6}"
     for variant in range(3):
         bar_width = width - 1 - fixed - 2 - len(tails(figure)[variant])
         if bar_width >= 10:

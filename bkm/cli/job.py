@@ -592,12 +592,14 @@ def delete(obj, job_refs, yes) -> None:
 
 
 def progress_cell(job: dict) -> str:
+    from bkm import render
+
     progress = job.get("progress") or {}
     if job["status"] == "completed":
         return "100%"
     if job["status"] == "pending" or not progress.get("total_bytes") and not progress.get("percent"):
         return "-"
-    return f"{progress.get('percent', 0.0):.1f}%"
+    return render.percent_text(progress.get("percent"))
 
 
 def run_summary(run: dict | None) -> str:
@@ -709,9 +711,10 @@ def describe(job: dict) -> str:
     speed = progress.get("speed_bytes") or 0
     total = progress.get("total_bytes") or 0
     moved = render.human_bytes(progress.get("bytes_transferred"))
+    done = render.up_to_date({**progress, "status": job["status"]})
     progress_text = (
-        f"{progress.get('percent', 0.0):.1f}%  "
-        + (f"{moved} of {render.human_bytes(total)}" if total else f"{moved} done, total not known yet")
+        f"{render.percent_text(progress.get('percent'))}  "
+        + (done or (f"{moved} of {render.human_bytes(total)}" if total else f"{moved} done, total not known yet"))
         + (
             f"  {render.human_bytes(speed)}/s  ETA {render.human_duration(progress.get('eta_seconds'))}"
             if speed and job["status"] == "running"

@@ -187,3 +187,16 @@ def test_settings_reset_of_everything_asks_on_a_terminal(bkmd):
     assert bkm(bkmd.home, "settings", "get", "keep_runs").stdout.strip() == "5"
     code, screen = run_in_terminal(bkmd.home, ["settings", "reset"], prompt=b"[y/N]", reply=b"y")
     assert code == 0 and bkm(bkmd.home, "settings", "get", "keep_runs").stdout.strip() == "20"
+
+
+def test_a_run_with_nothing_to_send_says_up_to_date(bkmd, data_dir):
+    for tool in ("rsync", "rclone"):
+        create(bkmd.home, tool, tool, data_dir + ("/" if tool == "rsync" else ""), os.path.join(bkmd.home, tool))
+        for _ in range(2):
+            assert bkm(bkmd.home, "job", "start", tool, "--wait").returncode == 0
+        shown = bkm(bkmd.home, "job", "show", tool).stdout
+        progress = next(line for line in shown.splitlines() if line.startswith("progress:"))
+        assert "up to date" in progress and "/s" not in progress and "ETA" not in progress, progress
+        assert progress.split()[1] == "100%"
+    shown = bkm(bkmd.home, "job", "show", "rsync").stdout
+    assert "up to date, 5.9 KiB checked" in shown

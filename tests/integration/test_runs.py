@@ -354,7 +354,7 @@ def test_wait_on_a_terminal_shows_one_live_progress_line(bkmd):
     updates = [part for part in screen.split("\r\x1b[K") if part.startswith("tty")]
     assert len(updates) >= 3  # redrawn in place, not one line per event
     assert any("running" in u and "%" in u and "ETA" in u for u in updates)
-    assert "completed" in updates[-1] and "100.0%" in updates[-1]
+    assert "completed" in updates[-1] and " 100% " in updates[-1]
     assert "job tty completed:" in screen
 
 

@@ -130,7 +130,7 @@ def test_watch_in_a_real_terminal(bkmd):
         fills = [d.count(b"#") for d in drawings]  # only the bar draws "#"
         assert fills == sorted(fills) and len({f for f in fills if 0 < f < max(fills)}) >= 1
         last = drawings[-1].decode()
-        assert "completed" in last and "100.0%" in last
+        assert "completed" in last and " 100% " in last
     finally:
         pane.close()
 
