@@ -238,7 +238,11 @@ class Runs:
                 run.marker, run.moved_at = marker, clock
         for line in lines:
             run.lines.append(line)
-            self.logs.write(run.job.id, line, "output")
+            why = run.engine.expected(line, run.stop_reason is not None)
+            if why is None:
+                self.logs.write(run.job.id, line, "output")
+            else:  # said as what it is, so that nobody reads it as an error
+                self.logs.write(run.job.id, f"{line}  (expected: {why})", "note")
 
     async def _tick(self, run: Run) -> None:
         """At most one progress event per progress_interval, and only when something moved or

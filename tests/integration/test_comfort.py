@@ -200,3 +200,27 @@ def test_a_run_with_nothing_to_send_says_up_to_date(bkmd, data_dir):
         assert progress.split()[1] == "100%"
     shown = bkm(bkmd.home, "job", "show", "rsync").stdout
     assert "up to date, 5.9 KiB checked" in shown
+
+
+def test_expected_noise_is_labelled_in_the_log(home, data_dir):
+    from helpers import Bkmd
+
+    daemon = Bkmd(home, env={"RCLONE_CONFIG": os.path.join(home, "no-such-rclone.conf")}).start()
+    try:
+        create(home, "rc", "rclone", data_dir, os.path.join(home, "rc"))
+        assert bkm(home, "job", "start", "rc", "--wait").returncode == 0
+        log = bkm(home, "logs", "rc").stdout
+        line = next(line for line in log.splitlines() if "not found - using defaults" in line)
+        assert " note " in line and "(expected: no rclone.conf" in line
+        source = os.path.join(home, "slow")
+        slow_tree(source)
+        create(home, "p", "rsync", source + "/", os.path.join(home, "p"), "--bwlimit", "256")
+        assert bkm(home, "job", "start", "p").returncode == 0
+        wait_for(lambda: show(home, "p")["progress"]["bytes_transferred"] > 0, 10, what="moving")
+        assert bkm(home, "job", "pause", "p").returncode == 0
+        log = bkm(home, "logs", "p").stdout
+        signal_lines = [line for line in log.splitlines() if "code 20" in line or "SIGTERM" in line]
+        assert signal_lines and all("(expected: bkm stopped the transfer, as asked)" in line for line in signal_lines)
+        assert all(" error " not in line for line in signal_lines)
+    finally:
+        daemon.stop()

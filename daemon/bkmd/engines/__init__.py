@@ -74,6 +74,10 @@ class Engine(Protocol):
 
     def outcome(self, code: int, lines: list[str], parser: Parser, job) -> Outcome: ...
 
+    # Why a line of the tool's output is expected noise (``stopped``: bkmd stopped the
+    # transfer), or None: the job log labels it instead of showing it as a problem.
+    def expected(self, line: str, stopped: bool) -> str | None: ...
+
 
 def engine(job_type: str) -> Engine:
     from bkmd.engines import rclone, rsync

@@ -101,6 +101,16 @@ def dry_run_counts(stdout: str, stderr: str) -> tuple[int, int] | None:
     return found
 
 
+CONFIG_MISSING = re.compile(r'Config file ".*" not found - using defaults')
+
+
+def expected(line: str, stopped: bool) -> str | None:
+    """Why a line the tool printed is expected noise, not a problem (the job log says so)."""
+    if CONFIG_MISSING.search(line):
+        return "no rclone.conf: fine for local paths and :backend: remotes"
+    return None
+
+
 def environment(base: dict) -> dict:
     return dict(base)
 

@@ -158,6 +158,16 @@ def dry_run_counts(stdout: str, stderr: str) -> tuple[int, int] | None:
     return None if files is None or size is None else (files, size)
 
 
+STOPPED = re.compile(r"received SIGINT, SIGTERM, or SIGHUP|\(code 20\)|rsync: \[\w+\] .*(signal|code 20)")
+
+
+def expected(line: str, stopped: bool) -> str | None:
+    """Why a line the tool printed is expected noise, not a problem (the job log says so)."""
+    if stopped and STOPPED.search(line):
+        return "bkm stopped the transfer, as asked"
+    return None
+
+
 def environment(base: dict) -> dict:
     env = {k: v for k, v in base.items() if k not in ("RSYNC_PROTECT_ARGS", "RSYNC_OLD_ARGS")}
     env["LC_ALL"] = "C.UTF-8"  # bare digits, a dot for decimals
