@@ -15,6 +15,30 @@ from bkm import errors, protocol
 from bkm.paths import PathError, Paths, check_socket_path
 
 CALL_TIMEOUT = 30.0
+STOPPED_CHECK = 1.0  # seconds without an answer before looking whether bkmd is stopped
+
+
+def _interactive() -> bool:
+    import sys
+
+    try:
+        return sys.stderr.isatty() and sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _peer_state(sock) -> tuple[int, str] | None:
+    """(pid, state letter of /proc/PID/stat) of the process at the other end of ``sock``."""
+    import struct
+
+    try:
+        creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid = struct.unpack("3i", creds)[0]
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return pid, data[data.rindex(b")") + 2 :].split()[0].decode()
+    except (OSError, ValueError, IndexError):
+        return None
 
 _EXIT_FOR_CODE = {
     protocol.NO_SUCH_JOB: errors.NO_SUCH_JOB,
@@ -116,7 +140,7 @@ class Client:
         import select
 
         while b"\n" not in self._buffer:
-            if timeout is not None and not select.select([self._sock], [], [], timeout)[0]:
+            if timeout is not None and not self._ready(select, timeout):
                 return None
             chunk = self._sock.recv(65536)
             if not chunk:
@@ -126,6 +150,31 @@ class Client:
                 raise errors.BkmError("bkmd sent an answer too long to read", errors.FAILED)
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
+
+    def _ready(self, select, timeout: float) -> bool:
+        """Whether an answer can be read within ``timeout``; after a moment without one, a
+        bkmd that is stopped (SIGSTOP, a debugger) is named at once instead of waited for."""
+        first = min(timeout, STOPPED_CHECK)
+        if select.select([self._sock], [], [], first)[0]:
+            return True
+        # A person at a terminal is told at once; a script waits (a stop may be brief) and is
+        # told only if the answer's time runs out.
+        if _interactive():
+            self._raise_if_stopped()
+        if select.select([self._sock], [], [], max(timeout - first, 0))[0]:
+            return True
+        self._raise_if_stopped()
+        return False
+
+    def _raise_if_stopped(self) -> None:
+        state = _peer_state(self._sock)
+        if state is not None and state[1] in ("T", "t"):
+            pid = state[0]
+            raise errors.BkmError(
+                f"bkmd (pid {pid}) is stopped (process state {state[1]}: SIGSTOP or a debugger) and cannot answer",
+                errors.UNREACHABLE,
+                f"let it go on with: kill -CONT {pid}",
+            )
 
     def receive(self, timeout: float | None = -1) -> Any:
         """The next message; with a ``timeout`` (seconds), None if nothing came in time."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -27,6 +28,19 @@ def local_path(path: str | None) -> str | None:
     if path.endswith("/") and absolute != "/":
         absolute += "/"
     return absolute
+
+
+@contextlib.contextmanager
+def _tilde_hint(*paths: str | None):
+    """A path given as '~/src/' (quoted, so the shell did not expand it) names a folder "~" in
+    the current one, which rarely exists: say so when bkmd refuses it."""
+    try:
+        yield
+    except BkmError as e:
+        quoted = [p for p in paths if p and (p == "~" or p.startswith("~/"))]
+        if quoted and e.exit_code == errors.USAGE and "does not exist" in e.message:
+            e.hint = f"~ was not expanded (it was quoted): write $HOME{quoted[0][1:]} or leave ~ unquoted"
+        raise
 
 
 @click.group()
@@ -110,7 +124,7 @@ def create(
     Every problem with the given values is reported at once, each naming its field. With
     --schedule, bkmd runs it on its own; cron times are in the setting timezone.
     """
-    with obj.client() as client:
+    with obj.client() as client, _tilde_hint(source, dest):
         created = client.call(
             "job.create",
             name=name,
@@ -326,7 +340,7 @@ def edit(
             " --schedule, --no-schedule, --retries, --retry-wait, --max-age, a hook, --healthcheck, --notify,"
             " --tool-arg",
         )
-    with obj.client() as client:
+    with obj.client() as client, _tilde_hint(source, dest):
         updated = client.call("job.update", job=job_ref, **changes)
     if as_json:
         print_json(updated)
@@ -635,6 +649,8 @@ def status_cell(job: dict) -> str:
         return f"completed ({warnings} warning{'s' if warnings > 1 else ''})"
     if job["status"] == "queued" and job.get("retry_at") and render.until(job["retry_at"]) != "due now":
         return f"queued (retry {render.until(job['retry_at'])})"
+    if job["status"] == "queued" and job.get("queue_position"):
+        return f"queued #{job['queue_position']}"
     return job["status"]
 
 

@@ -74,6 +74,11 @@ def logs(obj, job_ref, count, follow, pattern, export_path) -> None:
         else:
             for entry in selected:
                 echo(_format(entry, merged, matcher, colour))
+            if not selected:
+                # Said on stderr: a script reading the log gets no line that is not one.
+                what = "no line matches" if matcher else "nothing logged yet"
+                whose = f"job {render.safe(job_ref)}" if job_ref else "any job"
+                sys.stderr.write(f"bkm: note: {what} for {whose}" + ("; following" if follow else "") + "\n")
         if follow:
             recent = {(e["job_id"], e["line"]) for e in selected}
             while True:

@@ -98,16 +98,25 @@ def build(daemon: Daemon) -> Registry:
         created = jobs.create(clean, owner, change)
         scheduler.plan(created)
         change.after_save(scheduler.wake)
-        return created.public()
+        return _public(created)
+
+    def _placed(job, data: dict) -> dict:
+        """A queued job's place in the queue (1: next to start), for `queued #2`; else null."""
+        position = runs.queue.position(job.id) if job.status == model.QUEUED else None
+        return {**data, "queue_position": None if position is None else position + 1}
+
+    def _public(job) -> dict:
+        return _placed(job, job.public())
 
     def job_list(caller: Caller, status=None) -> list[dict]:
-        return [job.public() for job in jobs.list(caller, _statuses(status))]
+        return [_public(job) for job in jobs.list(caller, _statuses(status))]
 
     def job_get(caller: Caller, job) -> dict:
-        return jobs.find(job, caller).detail()
+        found = jobs.find(job, caller)
+        return _placed(found, found.detail())
 
     def job_start(caller: Caller, change: Change, job) -> dict:
-        return runs.start(jobs.find(job, caller), change).public()
+        return _public(runs.start(jobs.find(job, caller), change))
 
     def job_pause(caller: Caller, change: Change, job) -> dict | Later:
         paused = runs.pause(jobs.find(job, caller), change)
@@ -115,10 +124,10 @@ def build(daemon: Daemon) -> Registry:
             ended = paused.answer
 
             async def answer() -> dict:
-                return (await ended()).public()
+                return _public(await ended())
 
             return Later(answer)
-        return paused.public()
+        return _public(paused)
 
     def job_update(caller: Caller, change: Change, job, **changes) -> dict:
         target = jobs.find(job, caller)
@@ -137,7 +146,7 @@ def build(daemon: Daemon) -> Registry:
         updated = jobs.update(target, clean, change)
         if "schedule" in clean:
             _replan(updated, change, paused_until=updated.schedule_paused_until if clean["schedule"] else None)
-        return updated.public()
+        return _public(updated)
 
     def _replan(job, change: Change, paused_until, keep_rhythm: bool = False) -> None:
         """A schedule or its pause changed: due times from now, undone with the change."""
@@ -170,7 +179,7 @@ def build(daemon: Daemon) -> Registry:
             (j for j in jobs.visible(caller) if j.schedule),
             key=lambda j: (j.next_run_at is None, j.next_run_at or "", j.name),
         )
-        return [j.public() for j in scheduled]
+        return [_public(j) for j in scheduled]
 
     def schedule_pause(caller: Caller, change: Change, job=None, all=None, duration=None) -> list[dict]:
         targets = _scheduled(caller, job, all)
@@ -191,7 +200,7 @@ def build(daemon: Daemon) -> Registry:
                     target.id, "schedule paused" + ("" if until == "forever" else f" until {until}")
                 )
             )
-        return [target.public() for target in targets]
+        return [_public(target) for target in targets]
 
     def schedule_resume(caller: Caller, change: Change, job=None, all=None) -> list[dict]:
         targets = _scheduled(caller, job, all)
@@ -199,7 +208,7 @@ def build(daemon: Daemon) -> Registry:
             if target.schedule_paused_until is not None:
                 _replan(target, change, None, keep_rhythm=True)
                 change.after_save(lambda target=target: daemon.logs.write(target.id, "schedule resumed"))
-        return [target.public() for target in targets]
+        return [_public(target) for target in targets]
 
     async def job_dry_run(connection, caller: Caller, job) -> dict:
         target = jobs.find(job, caller)
@@ -260,13 +269,13 @@ def build(daemon: Daemon) -> Registry:
         return {"following": True}
 
     def recovery_list(caller: Caller) -> list[dict]:
-        return [j.public() for j in jobs.list(caller, {model.INTERRUPTED})]
+        return [_public(j) for j in jobs.list(caller, {model.INTERRUPTED})]
 
     def recovery_recover(caller: Caller, change: Change) -> list[dict]:
-        return [recovery.recover(j, change).public() for j in jobs.list(caller, {model.INTERRUPTED})]
+        return [_public(recovery.recover(j, change)) for j in jobs.list(caller, {model.INTERRUPTED})]
 
     def recovery_dismiss(caller: Caller, change: Change) -> list[dict]:
-        return [recovery.dismiss(j, change).public() for j in jobs.list(caller, {model.INTERRUPTED})]
+        return [_public(recovery.dismiss(j, change)) for j in jobs.list(caller, {model.INTERRUPTED})]
 
     def system_check() -> list[dict]:
         """The machine as bkmd sees it: the tools it will run, its folders, its disk."""

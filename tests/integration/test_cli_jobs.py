@@ -39,6 +39,7 @@ JOB_KEYS = {
     "healthcheck",
     "notify",
     "tool_args",  # the contract's "Everyday comfort"
+    "queue_position",  # a queued job's place in the queue, 1 first; else null
 }
 PROGRESS_KEYS = {"percent", "bytes_transferred", "total_bytes", "speed_bytes", "eta_seconds"}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -22,6 +22,9 @@ def test_three_jobs_are_paused_at_once_and_each_says_so(bkmd):
     out = bkm(bkmd.home, "job", "start", "q1", "q2", "q3")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["job q1 started", "job q2 started", "job q3 queued"]  # 2 slots
+    listed = {line.split()[0]: line for line in bkm(bkmd.home, "job", "list").stdout.splitlines()[1:]}
+    assert "queued #1" in listed["q3"]
+    assert show(bkmd.home, "q3")["queue_position"] == 1 and show(bkmd.home, "q1")["queue_position"] is None
     wait_for(lambda: show(bkmd.home, "q2")["progress"]["bytes_transferred"] > 0, 10, what="q2 moving")
     began = time.monotonic()
     out = bkm(bkmd.home, "job", "pause", "q1", "q2", "q3")
@@ -224,3 +227,30 @@ def test_expected_noise_is_labelled_in_the_log(home, data_dir):
         assert all(" error " not in line for line in signal_lines)
     finally:
         daemon.stop()
+
+
+def test_a_stopped_bkmd_is_named_at_once_not_waited_for(bkmd):
+    import signal
+
+    from helpers import run_in_terminal
+
+    bkmd.proc.send_signal(signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        code, screen = run_in_terminal(bkmd.home, ["job", "list"], timeout=20)
+        assert time.monotonic() - began < 5  # at a terminal: told at once (a script waits)
+        assert code == 3
+        assert f"bkm: error: bkmd (pid {bkmd.proc.pid}) is stopped" in screen
+        assert f"hint: let it go on with: kill -CONT {bkmd.proc.pid}" in screen
+    finally:
+        bkmd.proc.send_signal(signal.SIGCONT)
+    assert bkm(bkmd.home, "job", "list").returncode == 0
+
+
+def test_empty_logs_and_an_unexpanded_tilde_say_so(bkmd, data_dir):
+    create(bkmd.home, "quiet", "rsync", data_dir + "/", os.path.join(bkmd.home, "d"))
+    out = bkm(bkmd.home, "logs", "quiet")
+    assert out.returncode == 0 and out.stdout == "" and "nothing logged yet for job quiet" in out.stderr
+    out = bkm(bkmd.home, "job", "create", "t", "--type", "rsync", "--source", "~/src/", "--dest", "/tmp/x")
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    assert "hint: ~ was not expanded (it was quoted): write $HOME/src/ or leave ~ unquoted" in out.stderr
