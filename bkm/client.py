@@ -40,6 +40,7 @@ def _peer_state(sock) -> tuple[int, str] | None:
     except (OSError, ValueError, IndexError):
         return None
 
+
 _EXIT_FOR_CODE = {
     protocol.NO_SUCH_JOB: errors.NO_SUCH_JOB,
     protocol.CONFLICT: errors.CONFLICT,

@@ -252,10 +252,10 @@ def history(obj, job_ref, count, as_json) -> None:
             trigger += f" #{run['attempt']}"
         rows.append(
             (
-                render.local_time(run.get("started_at")),
+                render.local_stamp(run.get("started_at")),
                 render.human_duration(run.get("duration_seconds")),
                 outcome,
-                render.human_bytes(run.get("bytes") or 0) if outcome != "skipped" else "-",
+                "-" if outcome.startswith("skipped") else render.human_bytes(run.get("bytes") or 0),
                 trigger,
                 render.cut(render.safe(run.get("error") or ""), 60),
             )

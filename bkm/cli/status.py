@@ -62,7 +62,8 @@ def status(obj, as_json) -> None:
             # The figures in human units; the warnings part of the detail as it was.
             took = render.human_duration(entry.get("duration_seconds"))
             warned = detail.split("; ", 1)[1:]
-            detail = "; ".join([f"{render.human_bytes(entry['bytes'])} in {took}", *warned])
+            sent = f"{render.human_bytes(entry['bytes'])} in {took}" if entry["bytes"] else f"up to date, in {took}"
+            detail = "; ".join([sent, *warned])
         rows.append((render.local_stamp(entry["time"]), render.safe(entry["name"]), what, render.safe(detail)))
     if rows:
         table = render.table(("WHEN", "JOB", "WHAT", "DETAIL"), rows, width=max(width - 2, 40), shrink=(1, 3))
