@@ -12,31 +12,23 @@ from hypothesis import strategies as st
 
 
 def job(i: int, **extra) -> dict:
-    record = {
-        "id": f"{i:032x}",
-        "name": f"job-{i}",
-        "type": "rsync",
-        "source": "/src/",
-        "dest": "/dst",
-        "bwlimit": 0,
-        "excludes": [],
-        "schedule": None,
-        "retries": 0,
-        "retry_wait_seconds": 60,
-        "max_age_seconds": None,
-        "hooks": {"before": [], "after": [], "on_success": [], "on_failure": []},
-        "healthcheck": None,
-        "notify": [],
-        "tool_args": [],
-        "status": "pending",
-        "created_at": "2026-11-28T17:50:00Z",
-        "updated_at": "2026-11-28T17:50:00Z",
-        "progress": {"percent": 0.0, "eta_seconds": None},
-        "last_run": None,
-        "rev": i,
-    }
-    record.update(extra)
-    return record
+    """A stored job as bkmd writes it: every field (helpers.job_record) and its state."""
+    from helpers import job_record
+
+    return job_record(
+        **{
+            "id": f"{i:032x}",
+            "name": f"job-{i}",
+            "source": "/src/",
+            "dest": "/dst",
+            "created_at": "2026-11-28T17:50:00Z",
+            "updated_at": "2026-11-28T17:50:00Z",
+            "progress": {"percent": 0.0, "eta_seconds": None},
+            "last_run": None,
+            "rev": i,
+            **extra,
+        }
+    )
 
 
 def test_missing_store_is_empty(tmp_path):
