@@ -94,6 +94,8 @@ def parse_time(stamp: str) -> float:
         raise ValueError(stamp)
     year, month, day = int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10])
     hour, minute, second = int(stamp[11:13]), int(stamp[14:16]), int(stamp[17:19])
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        raise ValueError(stamp)
     # Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
     y = year - (month <= 2)
     era = y // 400

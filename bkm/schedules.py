@@ -10,6 +10,7 @@ zone only says which wall clock a cron expression reads.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,6 +83,12 @@ def parse(text: object) -> Schedule:
     """A Schedule from a person's text; ValueError saying what is wrong and the accepted forms."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"must be a {FORM}")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Schedule:
+    """Cached: the scheduler asks again for every job at every check."""
     spec = " ".join(text.split())
     if len(spec) > 200:
         raise ValueError("must be at most 200 characters")
@@ -153,4 +160,10 @@ def time_text(seconds: float) -> str:
 
 
 def parse_time(text: str) -> float:
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+    """Epoch seconds of a stored UTC time; ValueError for anything else (one parser for the
+    whole project: the client's, which costs no import)."""
+    from bkm.render import parse_time as parse
+
+    if not isinstance(text, str):
+        raise ValueError(text)
+    return float(parse(text))
