@@ -316,6 +316,9 @@ def status_text(status: str, enabled: bool) -> str:
     return paint(status, STATUS_COLOURS.get(status), enabled)
 
 
+TAIL_WIDTHS = (1 + 6 + 2 + 19 + 2 + 12 + 2 + 10, 1 + 6 + 2 + 19, 1 + 6)  # the three tails of row()
+
+
 def row(event: dict, width: int, colour: bool) -> str:
     """One job of the live view in at most ``width - 1`` columns (the last one would wrap):
     speed and ETA give way first, then the bar. While the total is not known the bar's frame
@@ -333,10 +336,11 @@ def row(event: dict, width: int, colour: bool) -> str:
         return f" {figure}  {moved:>19}  {speed:>12}  {eta:>10}", f" {figure}  {moved}", f" {figure}"
 
     figure = f"{percent_text(percent):>6}"
-    for variant in range(3):
-        bar_width = width - 1 - fixed - 2 - len(tails(figure)[variant])
-        if bar_width >= 10:
-            break
+    # The bar's width comes from the columns' own widths, not from this row's texts: every row
+    # of one drawing gets the same bar, and a long text (a queued job's reason) is cut at the end.
+    space = width - 1 - fixed - 2
+    variant = next((i for i, room in enumerate(TAIL_WIDTHS) if space - room >= 10), len(TAIL_WIDTHS) - 1)
+    bar_width = space - TAIL_WIDTHS[variant]
     bar_text = f"[{bar(percent, bar_width)}]" if bar_width >= 3 else ""
     if scanning(event):
         if bar_width >= len(SCANNING):

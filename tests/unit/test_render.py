@@ -202,3 +202,19 @@ def test_a_table_fits_the_width_by_cutting_the_columns_allowed_to_give_way():
     starts = {render.cells(line[: line.index(cell)]) for line, cell in zip(lines, ("T", "x", "yy"), strict=True)}
     assert len(starts) == 1  # the unshrunk column stays aligned
     assert render.table(("NAME",), [], width=3, shrink=(0,)) == "NAME"
+
+
+def test_every_row_of_a_drawing_gets_the_same_bar():
+    from bkm import render
+
+    events = [
+        dict(name="a", status="running", percent=40.0, bytes_transferred=10**6, total_bytes=10**7, speed_bytes=10**5,
+             eta_seconds=90),
+        dict(name="b", status="queued", percent=0.0, waiting="waiting for a free slot (2 running) " * 3),
+        dict(name="c", status="running", percent=10.0, bytes_transferred=1, total_bytes=10**7, idle_seconds=400),
+    ]  # fmt: skip
+    for width in (150, 120, 80, 60):
+        rows = [render.row(event, width, False) for event in events]
+        # The bar's frame opens and closes at the same column in every row.
+        assert len({(row.index("["), row.index("]")) for row in rows}) == 1, rows
+        assert all(render.cells(row) <= width - 1 for row in rows), rows
