@@ -77,11 +77,27 @@ def _emit(event: dict, as_json: bool, view) -> None:
     sys.stdout.flush()
 
 
+def placed(shown: list[dict], places: dict[str, int]) -> list[dict]:
+    """The rows in a steady order: a job keeps its row while it is shown (a status change does
+    not move it, which reads as another job's line at a glance); new ones come in below, in the
+    order of the view (running, queued, paused, then by name). ``places`` is kept between calls."""
+    ids = {e["job_id"] for e in shown}
+    for job_id in [j for j in places if j not in ids]:
+        del places[job_id]
+    ordered = sorted(shown, key=lambda e: (SHOWN.index(e["status"]) if e["status"] in SHOWN else len(SHOWN), e["name"]))
+    below = max(places.values(), default=-1) + 1
+    for event in ordered:
+        if event["job_id"] not in places:
+            places[event["job_id"]], below = below, below + 1
+    return sorted(shown, key=lambda e: places[e["job_id"]])
+
+
 class Screen:
     """The block of rows at the bottom of the terminal, redrawn in place."""
 
     def __init__(self, colour: bool) -> None:
         self.colour = colour
+        self.places: dict[str, int] = {}  # job id: its row, kept while it is shown
         self.rows = 0
         self.resized = False
         self._previous = signal.signal(signal.SIGWINCH, self._on_resize)
@@ -95,8 +111,10 @@ class Screen:
 
         self.resized = False
         width = render.terminal_width(sys.stdout)
-        shown = [e for e in jobs.values() if (named is not None and e["job_id"] in named) or e["status"] in SHOWN]
-        shown.sort(key=lambda e: (SHOWN.index(e["status"]) if e["status"] in SHOWN else len(SHOWN), e["name"]))
+        shown = placed(
+            [e for e in jobs.values() if (named is not None and e["job_id"] in named) or e["status"] in SHOWN],
+            self.places,
+        )
         lines = [render.row(e, width, self.colour) for e in shown] or ["no running, queued or paused jobs"]
         out = []
         if self.rows:
