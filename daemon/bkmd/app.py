@@ -15,7 +15,7 @@ from bkmd.change import Change
 from bkmd.dryrun import DryRuns
 from bkmd.errors import MethodError, Unavailable
 from bkmd.events import Events
-from bkmd.job import now
+from bkmd.job import now, run_record
 from bkmd.jobs import Jobs
 from bkmd.logs import JobLogs
 from bkmd.metrics import Listener
@@ -86,22 +86,8 @@ class Daemon:
     def _skip(self, job, reason: str, trigger: str) -> None:
         """A due run that does not happen is recorded like a run: in the history (outcome
         skipped; last_run stays the last real run), the job log and the activity."""
-        stamp = now()
-        record = {
-            "started_at": stamp,
-            "finished_at": stamp,
-            "outcome": "skipped",
-            "exit_code": None,
-            "error": reason,
-            "warnings": [],
-            "bytes": 0,
-            "duration_seconds": 0.0,
-            "files": None,
-            "resumed": False,
-            "trigger": trigger,
-            "attempt": 1,
-            "count": 1,
-        }
+        record = run_record(trigger, 1, False, outcome="skipped", error=reason, duration_seconds=0.0, count=1)
+        stamp = record["finished_at"] = record["started_at"]
         last = job.runs[-1] if job.runs else {}
         self.logs.write(job.id, f"skipped a scheduled run: {reason}", "warning")
         if last.get("outcome") == "skipped" and last.get("error") == reason:

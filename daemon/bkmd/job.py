@@ -15,6 +15,27 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def run_record(trigger: str, attempt: int, resumed: bool, **fields) -> dict:
+    """A run's record (last_run, runs[]) as it begins; ``fields`` set what is known already
+    (a skipped run is over as it begins). One shape for every kind of run."""
+    record = {
+        "started_at": now(),
+        "finished_at": None,
+        "outcome": None,
+        "exit_code": None,
+        "error": None,
+        "warnings": [],
+        "bytes": 0,
+        "duration_seconds": None,
+        "files": None,  # files and folders in scope, when the tool states them (rsync)
+        "resumed": resumed,
+        "trigger": trigger,
+        "attempt": attempt,
+    }
+    record.update(fields)
+    return record
+
+
 def empty_progress() -> dict:
     return {"percent": 0.0, "bytes_transferred": 0, "total_bytes": 0, "speed_bytes": 0, "eta_seconds": None}
 

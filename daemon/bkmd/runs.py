@@ -22,7 +22,7 @@ from bkmd import access, hooks, outcome, validate
 from bkmd.change import Change, Later
 from bkmd.engines import engine as engine_for
 from bkmd.hooks import Hooks
-from bkmd.job import Job, now
+from bkmd.job import Job, now, run_record
 from bkmd.jobs import Jobs
 from bkmd.logs import JobLogs
 from bkmd.notify import Notifier
@@ -64,20 +64,7 @@ class Run:
         )
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
         self.started = time.monotonic()
-        self.record = {
-            "started_at": now(),
-            "finished_at": None,
-            "outcome": None,
-            "exit_code": None,
-            "error": None,
-            "warnings": [],
-            "bytes": 0,
-            "duration_seconds": None,
-            "files": None,  # files and folders in scope, when the tool states them (rsync)
-            "resumed": resume,
-            "trigger": trigger,
-            "attempt": attempt,
-        }
+        self.record = run_record(trigger, attempt, resume)
         if job.healthcheck:
             # The healthchecks run id, in the record from the start (a run found interrupted
             # later fails with it): a retry goes on with its first attempt's.
