@@ -160,7 +160,7 @@ def create(
 @json_option()
 @click.pass_obj
 def list_(obj, statuses, as_json) -> None:
-    """List jobs, most recently updated first."""
+    """List jobs, most recently updated first (queued jobs in the order they will start)."""
     with obj.client() as client:
         jobs = client.call("job.list", status=list(statuses) or None)
     if as_json:
@@ -187,6 +187,7 @@ def list_(obj, statuses, as_json) -> None:
         return
     from bkm import render
 
+    jobs = queue_order(jobs)
     rows = [
         (
             render.cut(render.safe(j["name"]), 24),
@@ -575,7 +576,7 @@ def delete(obj, job_refs, yes) -> None:
             if job["status"] in model.ACTIVE:
                 # The daemon's own words for a refused edit, so every command says it one way.
                 message = f"job {job['name']!r} is {job['status']}: cannot delete it; pause it first"
-                _say_error(ref, BkmError(message, errors.CONFLICT, f"bkm job pause {render.safe(job['name'])}"))
+                _say_error(ref, BkmError(message, errors.CONFLICT))
                 codes.append(errors.CONFLICT)
                 continue
             found.append(job)
@@ -636,6 +637,17 @@ def run_summary(run: dict | None) -> str:
     if run.get("error"):
         parts.append(f"error: {run['error']}")
     return ", ".join(parts)
+
+
+def queue_order(jobs: list[dict]) -> list[dict]:
+    """The queued jobs swap places among their own rows so that they read in the order they will
+    start (#1 above #2); every other row keeps its place, most recently updated first."""
+    slots = [i for i, j in enumerate(jobs) if j["status"] == "queued"]
+    waiting = sorted((jobs[i] for i in slots), key=lambda j: j.get("queue_position") or 1 << 30)
+    placed = list(jobs)
+    for i, job in zip(slots, waiting, strict=True):
+        placed[i] = job
+    return placed
 
 
 def status_cell(job: dict) -> str:

@@ -15,17 +15,25 @@ def show(home: str, name: str) -> dict:
 
 
 def test_three_jobs_are_paused_at_once_and_each_says_so(bkmd):
-    for name in ("q1", "q2", "q3"):
+    for name in ("q1", "q2", "q3", "q4"):
         source = os.path.join(bkmd.home, f"src-{name}")
         slow_tree(source)
         create(bkmd.home, name, "rsync", source + "/", os.path.join(bkmd.home, f"d-{name}"), "--bwlimit", "256")
-    out = bkm(bkmd.home, "job", "start", "q1", "q2", "q3")
+    out = bkm(bkmd.home, "job", "start", "q1", "q2", "q3", "q4")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["job q1 started", "job q2 started", "job q3 queued"]  # 2 slots
-    listed = {line.split()[0]: line for line in bkm(bkmd.home, "job", "list").stdout.splitlines()[1:]}
-    assert "queued #1" in listed["q3"]
+    assert out.stdout.splitlines() == ["job q1 started", "job q2 started", "job q3 queued", "job q4 queued"]  # 2 slots
+    lines = bkm(bkmd.home, "job", "list").stdout.splitlines()[1:]
+    listed = {line.split()[0]: line for line in lines}
+    assert "queued #1" in listed["q3"] and "queued #2" in listed["q4"]
+    # q4 was updated last, yet the queue reads in the order it will start.
+    assert [line.split()[0] for line in lines if "queued" in line] == ["q3", "q4"]
     assert show(bkmd.home, "q3")["queue_position"] == 1 and show(bkmd.home, "q1")["queue_position"] is None
     wait_for(lambda: show(bkmd.home, "q2")["progress"]["bytes_transferred"] > 0, 10, what="q2 moving")
+    # One wording for every refusal a status causes: what the job is, what cannot be done, what to do.
+    for command in (["edit", "q1", "--bwlimit", "100"], ["delete", "q1", "--yes"]):
+        out = bkm(bkmd.home, "job", *command)
+        assert out.returncode == 5
+        assert out.stderr == f"bkm: error: job 'q1' is running: cannot {command[0]} it; pause it first\n"
     began = time.monotonic()
     out = bkm(bkmd.home, "job", "pause", "q1", "q2", "q3")
     took = time.monotonic() - began
@@ -40,6 +48,7 @@ def test_three_jobs_are_paused_at_once_and_each_says_so(bkmd):
     out = bkm(bkmd.home, "job", "pause", "--all")
     assert out.returncode == 0 and out.stdout.startswith("job q1 paused at")
     assert bkm(bkmd.home, "job", "pause").returncode == 2  # neither JOBs nor --all
+    assert show(bkmd.home, "q4")["status"] == "paused"
     out = bkm(bkmd.home, "job", "delete", "q2", "q3", "--yes")
     assert out.returncode == 0 and out.stdout.splitlines() == ["deleted job q2", "deleted job q3"]
 
