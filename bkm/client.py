@@ -77,15 +77,34 @@ def start_hint(paths: Paths) -> str:
 
 
 class Client:
-    def __init__(self, paths: Paths, timeout: float | None = CALL_TIMEOUT) -> None:
+    """A connection to one bkmd: this machine's socket (``paths``), or another machine's
+    through ssh (``target``, see bkm.transport); everything above ``connect`` is the same."""
+
+    def __init__(
+        self, paths: Paths | None, timeout: float | None = CALL_TIMEOUT, target=None, system: bool = False
+    ) -> None:
         self.paths = paths
         self.timeout = timeout
+        self.target = target if target is not None and target.remote else None
+        self.system = system
+        self._stream = None  # the ssh transport, when there is one
         self._sock: _socket.socket | None = None
         self._buffer = b""
         self._next_id = 0
         self.notifications: list[dict] = []  # arrived while waiting for an answer
 
+    @property
+    def where(self) -> str:
+        return f"bkmd on {self.target.host}" if self.target else "bkmd"
+
     def connect(self) -> None:
+        if self.target is not None:
+            from bkm.transport import SshStream
+
+            self._stream = SshStream(self.target, self.system, self.timeout)
+            self._sock = self._stream.sock
+            self._buffer = b""
+            return
         path = self.paths.socket
         try:
             check_socket_path(path)
@@ -117,9 +136,11 @@ class Client:
         self._buffer = b""
 
     def close(self) -> None:
-        if self._sock is not None:
+        if self._stream is not None:
+            self._stream.close()
+        elif self._sock is not None:
             self._sock.close()
-        self._sock = None
+        self._sock = self._stream = None
 
     def __enter__(self) -> Client:
         return self
@@ -168,6 +189,8 @@ class Client:
         return False
 
     def _raise_if_stopped(self) -> None:
+        if self._stream is not None:
+            return  # the peer is ssh; the far bkmd's state is not ours to read
         state = _peer_state(self._sock)
         if state is not None and state[1] in ("T", "t"):
             pid = state[0]
@@ -184,7 +207,7 @@ class Client:
                 line = self._readline(self.timeout)
                 if line is None:
                     raise errors.BkmError(
-                        f"bkmd did not answer within {self.timeout:.0f} s",
+                        f"{self.where} did not answer within {self.timeout:.0f} s",
                         errors.UNREACHABLE,
                         "it may be stopped or overloaded; check it with: bkm status",
                     )
@@ -194,7 +217,16 @@ class Client:
                     return None
         except OSError as e:
             raise self._lost(e) from None
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise errors.BkmError(
+                f"{self.where} sent something that is not JSON-RPC: {line[:80].decode('utf-8', 'replace')!r}",
+                errors.FAILED,
+                "over ssh: a shell start-up file of the far side may print text; make it quiet"
+                if self._stream
+                else None,
+            ) from None
 
     def next_notification(self, timeout: float | None = None) -> dict | None:
         """The next notification (job_update, log_line); None if ``timeout`` passed first."""
@@ -208,6 +240,8 @@ class Client:
                 return message
 
     def _lost(self, e: OSError | None) -> errors.BkmError:
+        if self._stream is not None:
+            return self._stream.failure()
         reason = f": {e.strerror or e}" if e else ""
         return errors.BkmError(f"lost the connection to bkmd{reason}", errors.UNREACHABLE, start_hint(self.paths))
 

@@ -24,6 +24,10 @@ COMMANDS = {
     "logs": ("bkm.cli.logs", "logs", "Show, search, export or follow job logs."),
     "status": ("bkm.cli.status", "status", "The dashboard: daemon, job counts, active jobs, recent activity."),
     "recover": ("bkm.cli.recover", "recover", "Make jobs interrupted by a bkmd crash resumable (or dismiss them)."),
+    "apply": ("bkm.cli.apply", "apply", "Make the jobs match a YAML file (jobs as code)."),
+    "export": ("bkm.cli.apply", "export", "Print jobs as a YAML file that bkm apply takes."),
+    "fleet": ("bkm.cli.fleet", "fleet", "Status and jobs of every host in the hosts file, asked at once."),
+    "bridge": ("bkm.cli.bridge", "bridge", "Join standard input and output to bkmd's socket (what --host runs)."),
     "settings": ("bkm.cli.settings", "settings", "Show and change bkmd's settings."),
     "daemon": ("bkm.cli.daemon", "daemon", "Control the bkmd daemon."),
     "doctor": ("bkm.cli.doctor", "doctor", "Check tools, daemon, folders, socket and disk."),
@@ -50,9 +54,34 @@ class LazyGroup(click.Group):
 class Options:
     """The global options; paths are resolved only when a command needs them."""
 
-    def __init__(self, home: str | None, socket: str | None, system: bool) -> None:
+    def __init__(self, home: str | None, socket: str | None, system: bool, host: str | None = None) -> None:
         self.home, self.socket, self.system = home, socket, system
+        self.target = None
+        if host:
+            from bkm.transport import parse
+
+            self.target = parse(host)
+            if home or socket:
+                raise BkmError(
+                    f"--host and --{'home' if home else 'socket'} name two different bkmds", USAGE, "give one of them"
+                )
+            if self.target.kind == "unix":
+                self.socket = self.target.path
         self._paths = None
+
+    @property
+    def remote(self) -> bool:
+        """Whether the bkmd is on another machine (``--host ssh://``)."""
+        return self.target is not None and self.target.remote
+
+    def local_only(self, what: str) -> None:
+        """Refuse, under ``--host ssh://``, a command that acts on this machine itself."""
+        if self.remote:
+            raise BkmError(
+                f"{what} works on this machine only, not through --host",
+                USAGE,
+                f"run it on {self.target.host}: ssh {self.target.host} bkm ...",
+            )
 
     @property
     def paths(self):
@@ -67,23 +96,33 @@ class Options:
 
     def client(self, timeout: float | None = -1):
         """A client; ``timeout``: how long an answer may take (None: no limit), -1 the default."""
-        from bkm.client import Client
+        from bkm.client import CALL_TIMEOUT, Client
 
-        return Client(self.paths) if timeout == -1 else Client(self.paths, timeout)
+        timeout = CALL_TIMEOUT if timeout == -1 else timeout
+        if self.remote:
+            return Client(None, timeout, target=self.target, system=self.system)
+        return Client(self.paths, timeout)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", metavar="DIR", help="Use the bkmd whose files are in DIR (also BKM_HOME).")
 @click.option("--socket", metavar="PATH", help="Talk to bkmd on this socket (also BKM_SOCKET).")
 @click.option("--system", is_flag=True, help="Talk to the system bkmd (/run/bkm/bkmd.sock).")
+@click.option(
+    "--host",
+    metavar="URL",
+    envvar="BKM_HOST",
+    help="Talk to the bkmd of another machine through OpenSSH: ssh://[USER@]HOST[:PORT] (with --system: "
+    "its system bkmd); or to a socket: unix:///PATH (also BKM_HOST).",
+)
 @click.version_option(__version__, "--version", prog_name="bkm", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, socket: str | None, system: bool) -> None:
+def cli(ctx: click.Context, home: str | None, socket: str | None, system: bool, host: str | None) -> None:
     """bkm: run, watch and remember rsync and rclone backups through the bkmd daemon.
 
     JOB is a job's name or its id. Commands that print data take --json.
     """
-    ctx.obj = Options(home, socket, system)
+    ctx.obj = Options(home, socket, system, host)
 
 
 def _print_error(message: str, hint: str | None) -> None:

@@ -69,6 +69,7 @@ def start(obj) -> None:
     once it answers. Nothing to do when it runs already."""
     from bkm.client import Client
 
+    obj.local_only("bkm daemon start")
     try:
         with Client(obj.paths, timeout=5) as client:
             info = client.call("daemon.status")
@@ -88,6 +89,7 @@ def start(obj) -> None:
 def restart(obj) -> None:
     """Stop bkmd (running jobs are paused, their partial data kept) and start it again; the
     jobs it paused are resumed."""
+    obj.local_only("bkm daemon restart")
     with obj.client() as client:
         active = [j["id"] for j in client.call("job.list", status=["running"])]
     _stop(obj)

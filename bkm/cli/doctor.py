@@ -22,6 +22,7 @@ def doctor(obj, as_json) -> None:
     from bkm import __version__, checks, protocol
     from bkm.client import Client
 
+    obj.local_only("bkm doctor")
     paths = obj.paths
     results = []
     try:

@@ -16,14 +16,22 @@ from bkm.model import is_remote
 from bkm.render import is_terminal
 
 
-def local_path(path: str | None) -> str | None:
+def local_path(path: str | None, obj=None, field: str = "") -> str | None:
     """Make a local path absolute against the caller's folder: bkmd runs elsewhere.
 
     A trailing slash is kept (for rsync it means "the folder's contents"); remotes and
-    anything starting with '-' go to bkmd untouched, to be judged there.
+    anything starting with '-' go to bkmd untouched, to be judged there. For a bkmd on
+    another machine (--host ssh://) this folder means nothing: a relative path is refused.
     """
     if not path or path.startswith("-") or is_remote(path) or os.path.isabs(path):
         return path
+    if obj is not None and obj.remote:
+        host = obj.target.host
+        raise BkmError(
+            f"--{field} {path} is a relative path: on {host} it would not name the folder it names here",
+            errors.USAGE,
+            f"give the absolute path of the folder on {host}",
+        )
     absolute = os.path.abspath(path)
     if path.endswith("/") and absolute != "/":
         absolute += "/"
@@ -129,8 +137,8 @@ def create(
             "job.create",
             name=name,
             type=job_type,
-            source=local_path(source),
-            dest=local_path(dest),
+            source=local_path(source, obj, "source"),
+            dest=local_path(dest, obj, "dest"),
             bwlimit=bwlimit,
             excludes=list(excludes),
             schedule=schedule,
@@ -307,8 +315,8 @@ def edit(
         raise BkmError("--schedule and --no-schedule cannot be used together", errors.USAGE)
     changes = {
         "name": name,
-        "source": local_path(source),
-        "dest": local_path(dest),
+        "source": local_path(source, obj, "source"),
+        "dest": local_path(dest, obj, "dest"),
         "bwlimit": bwlimit,
         "excludes": [] if clear_excludes else (list(excludes) or None),
         "schedule": schedule,
