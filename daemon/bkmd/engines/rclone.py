@@ -52,11 +52,25 @@ MEANINGS = {
 }
 
 
-def argv(job, settings, resume: bool = False) -> list[str]:
+def argv(
+    job,
+    settings,
+    resume: bool = False,
+    sources: list[str] | None = None,
+    dest: str | None = None,
+    delete: bool = False,
+    link_dest: str | None = None,
+    filters: bool = True,
+    includes: list[str] | None = None,
+) -> list[str]:
+    """The run's argv: the job's own copy, a mirror (``delete``: `rclone sync`), or a restore
+    (the backup as the one source, ``includes`` the paths asked for, ``filters`` off)."""
+    source = (sources or [job.source])[0]
+    dest = dest or job.dest
     interval = settings["progress_interval"]
     args = [
         settings["rclone_path"],
-        "copy",
+        "sync" if delete else "copy",
         "--use-json-log",
         f"--stats={interval:g}s",
         "--stats-log-level=NOTICE",
@@ -65,9 +79,17 @@ def argv(job, settings, resume: bool = False) -> list[str]:
     ]
     if job.bwlimit:
         args.append(f"--bwlimit={job.bwlimit}")  # a bare number is KiB/s
-    args += [f"--exclude={pattern}" for pattern in job.excludes]
+    if filters:
+        args += [f"--exclude={pattern}" for pattern in job.excludes]
+    for path in includes or []:
+        args += [f"--include=/{_escaped(path)}", f"--include=/{_escaped(path)}/**"]
     args += list(settings["rclone_args"]) + list(job.tool_args)  # this job's own last: they can override
-    return args + ["--", job.source, job.dest]
+    return args + ["--", source, dest]
+
+
+def _escaped(path: str) -> str:
+    """A literal path in rclone's filter syntax: its glob characters escaped."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", path.strip("/"))
 
 
 # rclone's own verdict on an error: exit 5 is "temporary (retryable)".
@@ -84,6 +106,50 @@ def dry_run_argv(job, settings) -> list[str]:
 
 
 DRY_RUN_OK = frozenset({0})
+# rclone check: 0 the same, 1 differences found; both are answers.
+GUARD_OK = frozenset({0, 1})
+
+
+def guard_argv(job, settings) -> list[str]:
+    """Both sides listed and compared by size only (quick): what a mirror would delete."""
+    args = [settings["rclone_path"], "check", "--size-only", "--combined=-", "--retries=1"]
+    args += [f"--exclude={pattern}" for pattern in job.excludes]
+    args += list(settings["rclone_args"]) + list(job.tool_args)
+    return args + ["--", job.source, job.dest]
+
+
+def _combined(stdout: str) -> dict[str, list[str]]:
+    """rclone check --combined: "= path" the same, "* path" differs, "+ path" only at the
+    source (missing at the destination), "- path" only at the destination, "! path" an error."""
+    found: dict[str, list[str]] = {mark: [] for mark in "=*+-!"}
+    for line in stdout.splitlines():
+        if len(line) > 2 and line[0] in found and line[1] == " ":
+            found[line[0]].append(line[2:])
+    return found
+
+
+def guard_counts(stdout: str, stderr: str) -> tuple[int, int, int] | None:
+    """(files at the source, files at the destination, files a mirror would delete)."""
+    found = _combined(stdout)
+    source = len(found["="]) + len(found["*"]) + len(found["+"])
+    dest = len(found["="]) + len(found["*"]) + len(found["-"])
+    if found["!"] or (not source and not dest and "0 differences found" not in stderr):
+        return None
+    return source, dest, len(found["-"])
+
+
+def verify_argv(job, settings, dest: str, extra: bool) -> list[str]:
+    """Compare by content: --download reads every file on both sides (a hash is not enough
+    where the two sides have none in common)."""
+    args = [settings["rclone_path"], "check", "--download", "--combined=-", "--retries=1"]
+    args += [f"--exclude={pattern}" for pattern in job.excludes]
+    args += list(settings["rclone_args"]) + list(job.tool_args)
+    return args + ["--", job.source, dest]
+
+
+def verify_items(lines: list[str]) -> dict[str, list[str]]:
+    found = _combined("\n".join(lines))
+    return {"differ": found["*"] + found["!"], "missing": found["+"], "extra": found["-"]}
 
 
 def dry_run_counts(stdout: str, stderr: str) -> tuple[int, int] | None:

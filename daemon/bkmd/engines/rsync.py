@@ -99,8 +99,23 @@ MEANINGS = {
 }
 
 
-def argv(job, settings, resume: bool = False) -> list[str]:
-    both_local = not is_remote(job.source) and not is_remote(job.dest)
+def argv(
+    job,
+    settings,
+    resume: bool = False,
+    sources: list[str] | None = None,
+    dest: str | None = None,
+    delete: bool = False,
+    link_dest: str | None = None,
+    filters: bool = True,
+) -> list[str]:
+    """The run's argv: the job's own (``sources``/``dest`` default to its source and dest), a
+    mirror (``delete``), a snapshot (``dest`` the new snapshot's folder, ``link_dest`` the
+    previous one, relative to it), or a restore (the backup as ``sources``, with -R and
+    ``filters`` off: the job's excludes chose what was backed up, not what comes back)."""
+    sources = sources or [job.source]
+    dest = dest or job.dest
+    both_local = not any(map(is_remote, sources)) and not is_remote(dest)
     args = [
         settings["rsync_path"],
         "-a",
@@ -122,10 +137,17 @@ def argv(job, settings, resume: bool = False) -> list[str]:
         args.append("--no-W")
     if job.bwlimit:
         args.append(f"--bwlimit={job.bwlimit}")
-    args += [f"--exclude={pattern}" for pattern in job.excludes]
+    if delete:
+        args.append("--delete")  # rsync protects its relative --partial-dir from it
+    if link_dest:
+        args.append(f"--link-dest={link_dest}")
+    if not filters:
+        args.append("--relative")  # SRC/./PATH arrives as DIR/PATH
+    else:
+        args += [f"--exclude={pattern}" for pattern in job.excludes]
     args += list(settings["rsync_args"]) + list(job.tool_args)  # this job's own last: they can override
     # "--" ends options: no path can be read as one.
-    return args + ["--", job.source, job.dest]
+    return args + ["--", *sources, dest]
 
 
 # Exit codes of failures that may pass by themselves (the network, the remote shell, a timeout):
@@ -145,6 +167,90 @@ def dry_run_argv(job, settings) -> list[str]:
 
 # A dry run that counted what it would send: 24 is a file that vanished while it looked.
 DRY_RUN_OK = frozenset({0, 24})
+GUARD_OK = DRY_RUN_OK
+
+
+def guard_argv(job, settings) -> list[str]:
+    """A mirror run's own dry run: its --stats count what it would delete."""
+    return dry_run_argv(job, settings)[:-3] + ["--delete", "--", job.source, job.dest]
+
+
+STATS_COUNT = re.compile(
+    r"^Number of (?P<what>files|created files|deleted files): (?P<n>[\d.,]+)(?: \((?P<kinds>.*)\))?$"
+)
+REGULAR = re.compile(r"\breg: (?P<n>[\d.,]+)")
+
+
+def guard_counts(stdout: str, stderr: str) -> tuple[int, int, int] | None:
+    """(files at the source, files at the destination, files a mirror would delete), regular
+    files only, from a dry run's --stats; None if they are not there. The destination's count
+    follows from rsync's: what the source has, less what would be created there, plus what
+    would be deleted there."""
+    found = {}
+    for line in stdout.splitlines():
+        if (match := STATS_COUNT.match(line)) is not None:
+            regular = REGULAR.search(match["kinds"] or "")
+            found[match["what"]] = _integer(regular["n"]) if regular else 0
+    if len(found) < 3:
+        return None
+    source, created, deleted = found["files"], found["created files"], found["deleted files"]
+    return source, source - created + deleted, deleted
+
+
+TRANSFERRED_SIZE = re.compile(r"^Total transferred file size: (?P<n>[\d.,]+) bytes")
+
+
+def snapshot_stats(lines: list[str]) -> dict | None:
+    """A finished snapshot's {"files", "bytes", "new_bytes"} from the run's --stats: its
+    regular files, their size, and the size of those written anew rather than hard-linked to
+    the snapshot before it (what it holds that the one before does not)."""
+    found: dict = {}
+    for line in lines:
+        if (match := STATS_COUNT.match(line)) is not None and match["what"] == "files":
+            regular = REGULAR.search(match["kinds"] or "")
+            found["files"] = _integer(regular["n"]) if regular else 0
+        elif (match := TOTAL_SIZE.match(line)) is not None:
+            found["bytes"] = _integer(match["n"])
+        elif (match := TRANSFERRED_SIZE.match(line)) is not None:
+            found["new_bytes"] = _integer(match["n"])
+    return found if len(found) == 3 else None
+
+
+def verify_argv(job, settings, dest: str, extra: bool) -> list[str]:
+    """Compare by checksum without changing anything: rsync reads every file on both sides and
+    itemizes what differs; with ``extra`` (a mirror) what only the destination has, too."""
+    args = [settings["rsync_path"], "-a", "-n", "--checksum", "--itemize-changes", "--info=progress2", "--stats"]
+    args += ["--no-h", "--outbuf=L", "-s"]
+    if extra:
+        args.append("--delete")
+    args += [f"--exclude={pattern}" for pattern in job.excludes]
+    args += list(settings["rsync_args"]) + list(job.tool_args)
+    return args + ["--", job.source, dest]
+
+
+ITEM = re.compile(r"^(?P<kind>[<>ch.])(?P<type>[fLDS])(?P<flags>\S{9}) (?P<name>.+)$")
+DELETING = re.compile(r"^\*deleting +(?P<name>.+)$")
+
+
+def verify_items(lines: list[str]) -> dict[str, list[str]]:
+    """{"differ", "missing", "extra"} from itemized lines: a file to be created is missing at
+    the backup, one whose checksum or size differs ("c" or "s") differs; one rsync would delete
+    is extra. A change of time or permissions only is not a difference of content."""
+    found: dict[str, list[str]] = {"differ": [], "missing": [], "extra": []}
+    for line in lines:
+        if (match := DELETING.match(line)) is not None:
+            if not match["name"].endswith("/"):
+                found["extra"].append(match["name"])
+            continue
+        match = ITEM.match(line)
+        if match is None:
+            continue
+        name = match["name"].split(" -> ")[0] if match["type"] == "L" else match["name"]
+        if match["flags"].startswith("+"):
+            found["missing"].append(name)
+        elif match["type"] == "f" and (match["flags"][0] == "c" or match["flags"][1] == "s"):
+            found["differ"].append(name)
+    return found
 
 
 def dry_run_counts(stdout: str, stderr: str) -> tuple[int, int] | None:
