@@ -9,7 +9,7 @@ from typing import Any
 from bkm import __version__, model, protocol, schedules
 from bkm import settings as schema
 from bkm.masking import mask_url
-from bkmd import access, validate
+from bkmd import access, apply, validate
 from bkmd.access import Caller
 from bkmd.app import Daemon
 from bkmd.change import Change, Later
@@ -145,21 +145,8 @@ def build(daemon: Daemon) -> Registry:
             clean["hooks"] = {**target.hooks, **{kind: clean["hooks"][kind] for kind in given["hooks"]}}
         updated = jobs.update(target, clean, change)
         if "schedule" in clean:
-            _replan(updated, change, paused_until=updated.schedule_paused_until if clean["schedule"] else None)
+            scheduler.replan(updated, change, paused_until=updated.schedule_paused_until if clean["schedule"] else None)
         return _public(updated)
-
-    def _replan(job, change: Change, paused_until, keep_rhythm: bool = False) -> None:
-        """A schedule or its pause changed: due times from now, undone with the change."""
-        before = (job.next_run_at, job.schedule_paused_until)
-
-        def undo() -> None:
-            job.next_run_at, job.schedule_paused_until = before
-
-        change.on_undo(undo)
-        change.jobs_changed = True
-        job.schedule_paused_until = paused_until
-        scheduler.plan(job, keep_rhythm)
-        change.after_save(scheduler.wake)
 
     def _scheduled(caller: Caller, job, all) -> list:
         if isinstance(all, bool) and all and job is None:
@@ -194,7 +181,7 @@ def build(daemon: Daemon) -> Registry:
                 raise ValidationFailed({"for": "must be a duration from 1s to ten years, such as 2h or 3d"})
             until = schedules.time_text(time.time() + seconds)
         for target in targets:
-            _replan(target, change, until, keep_rhythm=True)
+            scheduler.replan(target, change, until, keep_rhythm=True)
             change.after_save(
                 lambda target=target: daemon.logs.write(
                     target.id, "schedule paused" + ("" if until == "forever" else f" until {until}")
@@ -206,7 +193,7 @@ def build(daemon: Daemon) -> Registry:
         targets = _scheduled(caller, job, all)
         for target in targets:
             if target.schedule_paused_until is not None:
-                _replan(target, change, None, keep_rhythm=True)
+                scheduler.replan(target, change, None, keep_rhythm=True)
                 change.after_save(lambda target=target: daemon.logs.write(target.id, "schedule resumed"))
         return [_public(target) for target in targets]
 
@@ -220,6 +207,17 @@ def build(daemon: Daemon) -> Registry:
         target = jobs.find(job, caller)
         jobs.delete(target, change)
         return {"deleted": True, "id": target.id, "name": target.name}
+
+    def apply_plan(caller: Caller, jobs, prune=False) -> dict:
+        """What apply.commit would do with these entries now (every problem: -32003)."""
+        return apply.result(apply.plan(daemon, caller, jobs, prune), committed=False)
+
+    def apply_commit(caller: Caller, change: Change, jobs, prune=False) -> dict:
+        """Plan again and make it so, in one change: jobs running or queued are skipped."""
+        return apply.result(apply.commit(daemon, caller, change, jobs, prune), committed=True)
+
+    def apply_export(caller: Caller, jobs=None) -> dict:
+        return apply.export(daemon, caller, jobs)
 
     def events_subscribe(connection, caller: Caller, jobs=None) -> dict:
         if jobs is None:
@@ -351,6 +349,9 @@ def build(daemon: Daemon) -> Registry:
     registry.add("job.start", job_start)
     registry.add("job.pause", job_pause)
     registry.add("job.dry_run", job_dry_run)
+    registry.add("apply.plan", apply_plan)
+    registry.add("apply.commit", apply_commit)
+    registry.add("apply.export", apply_export)
     registry.add("notify.test", notify_test)
     registry.add("metrics.read", metrics_read)
     registry.add("schedule.list", schedule_list)

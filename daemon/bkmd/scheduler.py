@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from bkm import model, schedules
+from bkmd.change import Change
 from bkmd.job import Job
 
 log = logging.getLogger("bkmd.scheduler")
@@ -95,6 +96,20 @@ class Scheduler:
         if not keep_rhythm:
             job.next_run_at = None
         job.next_run_at = self.next_run(job, self.clock())
+
+    def replan(self, job: Job, change: Change, paused_until: str | None, keep_rhythm: bool = False) -> None:
+        """A request changed a schedule or its pause: due times from now, undone with the
+        request's ``change``; the loop looks again once the change is saved."""
+        before = (job.next_run_at, job.schedule_paused_until)
+
+        def undo() -> None:
+            job.next_run_at, job.schedule_paused_until = before
+
+        change.on_undo(undo)
+        change.jobs_changed = True
+        job.schedule_paused_until = paused_until
+        self.plan(job, keep_rhythm)
+        change.after_save(self.wake)
 
     def following(self, job: Job, due: float, now: float) -> str | None:
         """The due time after the one that just fell due: an @every schedule keeps its rhythm

@@ -227,3 +227,51 @@ def test_a_members_hooks_and_dry_run_run_as_that_member(system):
     # root's notification URLs are root's: a member cannot send test messages to them.
     out = as_member("bkmt-bob", daemon, "notify", "test")
     assert out.returncode == 2 and "permission denied" in out.stderr, out.stderr
+
+
+def test_apply_and_export_keep_to_the_callers_own_jobs(system):
+    daemon, areas, _ = system
+    ann, bob = areas["bkmt-ann"], areas["bkmt-bob"]
+    url = "json://bob:bobs-password@localhost/notify"
+    made = as_member(
+        "bkmt-bob", daemon, "job", "create", "bobs", "--type", "rsync", "--source", bob + "/src/",
+        "--dest", bob + "/copy", "--notify", url,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert as_root(daemon, "job", "create", "roots", "--type", "rsync", "--source", ann + "/src/",
+                   "--dest", "/tmp/bkmt-roots-copy").returncode == 0  # fmt: skip
+    # ann's file: her new job is hers; --prune deletes none of bob's or root's.
+    path = os.path.join(ann, "jobs-file.yaml")
+    with open(path, "w") as f:
+        f.write(f"jobs:\n  - name: anns\n    type: rsync\n    source: {ann}/src/\n    dest: {ann}/copy\n")
+    os.chown(path, pwd.getpwnam("bkmt-ann").pw_uid, -1)
+    out = as_member("bkmt-ann", daemon, "apply", "--prune", path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["create     anns", "1 created, 0 updated, 0 deleted, 0 unchanged"]
+    shown = json.loads(as_root(daemon, "job", "show", "anns", "--json").stdout)
+    assert shown["owner"]["user"] == "bkmt-ann"
+    # Her export is her jobs only; bob's password reaches bob (and root), nobody else.
+    assert [j["name"] for j in yaml_jobs(as_member("bkmt-ann", daemon, "export"))] == ["anns"]
+    assert as_member("bkmt-ann", daemon, "export", "bobs").returncode == 4
+    assert yaml_jobs(as_member("bkmt-bob", daemon, "export"))[0]["notify"] == [url]
+    assert "bobs-password" in as_root(daemon, "export").stdout
+    # A name another user's job has is taken, as for job create (exit 5); nothing changes.
+    with open(path, "a") as f:
+        f.write(f"  - name: bobs\n    type: rsync\n    source: {ann}/src/\n    dest: {ann}/copy2\n")
+    out = as_member("bkmt-ann", daemon, "apply", path)
+    assert out.returncode == 5 and "a job named 'bobs' already exists" in out.stderr, out.stderr
+    # Root's --prune deletes root's own jobs only: the members' are theirs.
+    empty = os.path.join(ann, "empty.yaml")
+    with open(empty, "w") as f:
+        f.write("jobs: []\n")
+    out = as_root(daemon, "apply", "--prune", empty)
+    assert out.returncode == 0 and out.stdout.splitlines()[0] == "delete     roots", out.stdout
+    names = sorted(j["name"] for j in json.loads(as_root(daemon, "job", "list", "--json").stdout))
+    assert names == ["anns", "bobs"]
+
+
+def yaml_jobs(out: subprocess.CompletedProcess) -> list[dict]:
+    import yaml
+
+    assert out.returncode == 0, out.stderr
+    return yaml.safe_load(out.stdout)["jobs"]
