@@ -28,6 +28,8 @@ RESUMES_FROM = frozenset({PAUSED, INTERRUPTED})
 
 # What started a run (its record's "trigger").
 MANUAL, SCHEDULE, CATCH_UP, RETRY = "manual", "schedule", "catch-up", "retry"
+# Runs that are not backups: they copy back, or compare, and never count as a success.
+RESTORE, VERIFY = "restore", "verify"
 
 # Every status change bkmd makes, by its cause: the statuses it may come from and those it
 # may lead to (the contract's status diagram). bkmd's Jobs.set_status is the only place a
@@ -363,6 +365,35 @@ def parse_tool_args(value: object) -> tuple[list | None, str | None]:
     return list(value), None
 
 
+MODES = ("copy", "mirror", "snapshot")
+KEEP_RULES = ("last", "hourly", "daily", "weekly", "monthly")
+KEEP_MAX = 100000
+
+
+def parse_mode(value: object) -> tuple[str | None, str | None]:
+    if value not in MODES:
+        return None, f"must be one of {', '.join(MODES)} (got {brief(value)})"
+    return value, None  # type: ignore[return-value]
+
+
+def parse_keep(value: object) -> tuple[dict | None, str | None]:
+    """Snapshot retention, restic's rules: {"last": N, "daily": N, ...}; 0 (or no key) is no
+    such rule, and no rule at all keeps every snapshot."""
+    if not isinstance(value, dict):
+        return None, f"must be a mapping of {', '.join(KEEP_RULES)} to whole numbers"
+    keep = {}
+    for rule, count in value.items():
+        if rule not in KEEP_RULES:
+            return None, f"unknown rule {brief(rule)}; rules are {', '.join(KEEP_RULES)}"
+        if isinstance(count, str) and count.strip().isdigit() and count.strip().isascii():
+            count = int(count.strip())
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= KEEP_MAX:
+            return None, f"{rule} must be a whole number from 0 to {KEEP_MAX} (got {brief(count)})"
+        if count:
+            keep[rule] = count
+    return keep, None
+
+
 def fresh(default: object) -> object:
     """A field's default as a value of its own: a tuple becomes a new list, a function is called."""
     if callable(default):
@@ -385,6 +416,8 @@ JOB_FIELDS: tuple[Field, ...] = (
     Field("healthcheck", str, parse_healthcheck, nullable=True),
     Field("notify", list, parse_notify, default=()),
     Field("tool_args", list, parse_tool_args, default=()),
+    Field("mode", str, parse_mode, default="copy"),
+    Field("keep", dict, parse_keep, default=dict),
 )
 NULLABLE = frozenset(f.name for f in JOB_FIELDS if f.nullable)
 FIELD_NAMES = tuple(f.name for f in JOB_FIELDS)

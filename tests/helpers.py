@@ -503,6 +503,8 @@ def job_record(**changes) -> dict:
         "healthcheck": None,
         "notify": [],
         "tool_args": [],
+        "mode": "copy",
+        "keep": {},
         "status": "pending",
         "created_at": "2026-11-29T00:00:00Z",
         "updated_at": "2026-11-29T00:00:00Z",

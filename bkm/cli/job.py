@@ -94,6 +94,35 @@ def hook_options(command):
     return command
 
 
+MODE_HELP = (
+    "copy (default): new and changed files, nothing deleted; mirror: the destination becomes exactly the source"
+    " (with a guard against an empty source); snapshot (rsync): a dated folder per run, unchanged files hard-linked."
+)
+KEEP_RULES = ("last", "hourly", "daily", "weekly", "monthly")
+
+
+def version_options(command):
+    """--mode and the snapshot retention rules --keep-*, on create and edit."""
+    for rule in reversed(KEEP_RULES):
+        what = {
+            "last": "the N newest snapshots",
+            "hourly": "the newest snapshot of each of the last N hours that have one",
+            "daily": "the newest snapshot of each of the last N days that have one",
+            "weekly": "the newest snapshot of each of the last N weeks that have one",
+            "monthly": "the newest snapshot of each of the last N months that have one",
+        }[rule]
+        command = click.option(
+            f"--keep-{rule}", f"keep_{rule}", metavar="N", help=f"Snapshot retention: keep {what} (0: no such rule)."
+        )(command)
+    return click.option("--mode", type=click.Choice(["copy", "mirror", "snapshot"]), help=MODE_HELP)(command)
+
+
+def version_fields(options: dict) -> dict:
+    """The mode and keep fields of a create or edit, taken out of ``options``."""
+    keep = {rule: options.pop(f"keep_{rule}") for rule in KEEP_RULES}
+    return {"mode": options.pop("mode"), "keep": {k: v for k, v in keep.items() if v is not None} or None}
+
+
 def given_hooks(options: dict) -> dict:
     return {
         kind: list(options[f"hook_{kind}"])
@@ -118,6 +147,7 @@ def given_hooks(options: dict) -> dict:
 @click.option("--retry-wait", metavar="DURATION", help=RETRY_WAIT_HELP)
 @click.option("--max-age", metavar="DURATION", help=MAX_AGE_HELP)
 @hook_options
+@version_options
 @click.option("--healthcheck", metavar="URL", help="A healthchecks.io-style ping URL: start, success and fail pings.")
 @click.option("--notify", "notify", metavar="URL", multiple=True, help="An Apprise URL told of failures (repeatable).")
 @click.option("--tool-arg", "tool_args", metavar="ARG", multiple=True, help=TOOL_ARG_HELP)
@@ -145,6 +175,7 @@ def create(
             retries=retries,
             retry_wait_seconds=retry_wait,
             max_age_seconds=max_age,
+            **version_fields(hooks),
             hooks=given_hooks(hooks),
             healthcheck=healthcheck,
             notify=list(notify),
@@ -288,6 +319,7 @@ def history(obj, job_ref, count, as_json) -> None:
 @click.option("--retry-wait", metavar="DURATION", help=RETRY_WAIT_HELP.split("; default")[0] + ".")
 @click.option("--max-age", metavar="DURATION", help=MAX_AGE_HELP)
 @hook_options
+@version_options
 @click.option("--clear-hooks", is_flag=True, help="Remove every hook (then add those given).")
 @click.option("--healthcheck", metavar="URL", help="A healthchecks.io-style ping URL.")
 @click.option("--no-healthcheck", is_flag=True, help="No more pings.")
@@ -332,6 +364,7 @@ def edit(
     if tool_args and clear_tool_args:
         raise BkmError("--tool-arg and --clear-tool-args cannot be used together", errors.USAGE)
     changes["tool_args"] = [] if clear_tool_args else (list(tool_args) or None)
+    changes.update(version_fields(hooks))
     kinds = given_hooks(hooks)
     changes["hooks"] = (
         ({"before": [], "after": [], "on_success": [], "on_failure": []} | kinds) if clear_hooks else (kinds or None)
@@ -398,9 +431,15 @@ def _say_error(ref: str, error: BkmError) -> None:
     is_flag=True,
     help="Only count what a run would send now (the tool's own dry run); changes no status or history.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Mirror mode: run even if the mirror guard would refuse (an empty source, or more than half of the"
+    " destination's files deleted), this once.",
+)
 @json_option()
 @click.pass_obj
-def start(obj, job_refs, all_jobs, wait, dry_run, as_json) -> None:
+def start(obj, job_refs, all_jobs, wait, dry_run, force, as_json) -> None:
     """Start (or resume) jobs' backups; a job waits in the queue when max_concurrent_jobs are running.
 
     From paused or interrupted it continues: what was transferred is not sent again. With
@@ -434,7 +473,7 @@ def start(obj, job_refs, all_jobs, wait, dry_run, as_json) -> None:
                             note = f"job {render.safe(now['name'])} is {now['status']}: waiting for that run"
                             sys.stderr.write(f"bkm: note: {note}\n")
                         continue
-                started = client.call("job.start", job=ref)
+                started = client.call("job.start", job=ref, **({"force": True} if force else {}))
             except BkmError as e:
                 _say_error(ref, e)
                 codes.append(e.exit_code)
@@ -739,6 +778,36 @@ def telling_lines(job: dict) -> list[tuple[str, str]]:
     return pairs
 
 
+def version_lines(job: dict) -> list[tuple[str, str]]:
+    """The mode, a snapshot job's retention, and the last verify."""
+    from bkm import render
+
+    mode = job.get("mode") or "copy"
+    meaning = {
+        "copy": "new and changed files; nothing deleted at the destination",
+        "mirror": "the destination is made exactly the source (guarded)",
+        "snapshot": "a dated folder per run, unchanged files hard-linked; DEST/latest is the newest",
+    }[mode]
+    pairs = [("mode", f"{mode}: {meaning}")]
+    if mode == "snapshot":
+        keep = job.get("keep") or {}
+        rules = ", ".join(f"{rule} {n}" for rule, n in keep.items())
+        pairs.append(("keep", rules or "every snapshot (no --keep-* rule)"))
+    verify = job.get("last_verify")
+    if verify:
+        when = f"{render.local_stamp(verify['at'])} ({render.ago(verify['at'])})"
+        if verify.get("ok"):
+            text = f"the same as the source, {when}"
+        elif verify.get("counts"):
+            c = verify["counts"]
+            extra = f", {c['extra']} extra" if c.get("extra") else ""
+            text = f"DIFFERENT, {when}: {c['differ']} differ, {c['missing']} missing{extra} (bkm verify {job['name']})"
+        else:
+            text = f"could not compare, {when}: {verify.get('error') or 'unknown error'}"
+        pairs.append(("last verify", render.safe(text)))
+    return pairs
+
+
 def describe(job: dict) -> str:
     from bkm import render
 
@@ -766,6 +835,7 @@ def describe(job: dict) -> str:
         ("dest", job["dest"]),
         ("bwlimit", f"{job['bwlimit']} KiB/s" if job["bwlimit"] else "unlimited"),
         ("excludes", ", ".join(job["excludes"]) if job["excludes"] else "none"),
+        *version_lines(job),
         ("progress", progress_text),
         ("created", render.local_stamp(job["created_at"])),
         ("updated", f"{render.local_stamp(job['updated_at'])} ({render.ago(job['updated_at'])})"),

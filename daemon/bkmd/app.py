@@ -56,6 +56,7 @@ class Daemon:
             stale=self._stale,
         )
         self.runs.retry_planned = self.scheduler.wake
+        self.runs.zone = self.scheduler.zone  # retention counts days in the settings' zone
         self.dry_runs = DryRuns(settings, transfer_factory)
         self.metrics = Listener(self._metrics_text)
         settings.on_change.append(self._listen)

@@ -38,10 +38,11 @@ class DryRuns:
     def limit(self) -> int:
         return max(2, self.settings["max_concurrent_jobs"])
 
-    async def run(self, job: Job, gone: Callable[[], bool]) -> dict:
+    async def run(self, job: Job, gone: Callable[[], bool], argv: list[str] | None = None) -> dict:
+        """The job's dry run, or the dry run ``argv`` (a restore's)."""
         if len(self.running) >= self.limit():
             raise Unavailable(f"{len(self.running)} dry runs are in progress already; try again when one ends")
-        return await dry_run(job, self.settings, self, gone)
+        return await dry_run(job, self.settings, self, gone, argv)
 
     async def stop_all(self) -> None:
         for transfer in list(self.running):
@@ -49,10 +50,10 @@ class DryRuns:
         await asyncio.gather(*(transfer.done.wait() for transfer in list(self.running)))
 
 
-async def dry_run(job: Job, settings, runs: DryRuns, gone: Callable[[], bool]) -> dict:
+async def dry_run(job: Job, settings, runs: DryRuns, gone: Callable[[], bool], argv: list[str] | None = None) -> dict:
     """{"files": N, "bytes": N} a run would send now; DryRunFailed with the tool's error."""
     engine = engine_for(job.type)
-    argv = engine.dry_run_argv(job, settings)
+    argv = argv or engine.dry_run_argv(job, settings)
     run_as = access.run_as(job.owner)
     env = engine.environment(dict(os.environ))
     kept = {"out": bytearray(), "err": bytearray()}

@@ -73,6 +73,14 @@ class Job:
     # What queued the job ({"trigger": model.SCHEDULE, "attempt": 1}): its run records it when
     # it leaves the queue, also after a restart.
     queued_by: dict | None = None
+    # Snapshot mode: the folder ("….partial") a run is writing until it completes; a paused,
+    # interrupted or failed run's next attempt writes into it again.
+    snapshot_partial: str | None = None
+    # Snapshot mode: what each snapshot held when it was made, by folder name
+    # ({"files", "bytes", "new_bytes"}, from rsync's --stats).
+    snapshot_stats: dict = field(default_factory=dict)
+    # The last `bkm verify`: {"at", "ok", "counts", "differ", "missing", "extra", "error"}.
+    last_verify: dict | None = None
     # This job's store line, until a field changes (see __setattr__ and stored_line).
     _stored: str | None = field(default=None, repr=False, compare=False)
     # Where the ids of changed jobs are collected for the next save (Jobs.dirty), once added.
@@ -118,6 +126,7 @@ class Job:
             "retry_at": self.retry_at,
             "last_success_at": self.last_success_at,
             "stale": self.stale(),
+            "last_verify": _copy(self.last_verify) if self.last_verify else None,
         }
 
     def detail(self) -> dict:
@@ -137,6 +146,8 @@ class Job:
         record["queued_by"] = self.queued_by
         record["stale_noted"] = self.stale_noted
         record["run_counts"] = self.run_counts
+        record["snapshot_partial"] = self.snapshot_partial
+        record["snapshot_stats"] = self.snapshot_stats
         return record
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -168,7 +179,10 @@ class Job:
         runs = record.get("runs")
         return cls(
             id=record["id"],
-            spec={name: _copy(record[name]) for name in model.FIELD_NAMES},
+            spec={
+                f.name: _copy(record[f.name]) if f.name in record or f.default_setting else model.fresh(f.default)
+                for f in model.JOB_FIELDS
+            },
             status=record["status"],
             created_at=record["created_at"],
             updated_at=record["updated_at"],
@@ -185,6 +199,9 @@ class Job:
             last_success_at=_time(record.get("last_success_at")) or _last_success(runs),
             stale_noted=record.get("stale_noted") is True,
             run_counts=_counts(record.get("run_counts"), runs),
+            snapshot_partial=_text(record.get("snapshot_partial")),
+            snapshot_stats=record["snapshot_stats"] if isinstance(record.get("snapshot_stats"), dict) else {},
+            last_verify=record["last_verify"] if isinstance(record.get("last_verify"), dict) else None,
         )
 
 

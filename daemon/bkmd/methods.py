@@ -9,7 +9,7 @@ from typing import Any
 from bkm import __version__, model, protocol, schedules
 from bkm import settings as schema
 from bkm.masking import mask_url
-from bkmd import access, apply, validate
+from bkmd import access, apply, restore, validate
 from bkmd.access import Caller
 from bkmd.app import Daemon
 from bkmd.change import Change, Later
@@ -115,8 +115,33 @@ def build(daemon: Daemon) -> Registry:
         found = jobs.find(job, caller)
         return _placed(found, found.detail())
 
-    def job_start(caller: Caller, change: Change, job) -> dict:
-        return _public(runs.start(jobs.find(job, caller), change))
+    def job_start(caller: Caller, change: Change, job, force=False) -> dict:
+        if not isinstance(force, bool):
+            raise InvalidParams("Invalid params: 'force' must be true or false")
+        return _public(runs.start(jobs.find(job, caller), change, force=force))
+
+    def job_restore(caller: Caller, change: Change, job, to, paths=None, snapshot=None) -> dict:
+        """Copy the backup (or one of its snapshots), or some paths of it, into the folder
+        ``to``: a run of the job (trigger "restore"), as its owner."""
+        target = jobs.find(job, caller)
+        argv = restore.plan(target, settings, to, paths, snapshot, access.run_as(target.owner))
+        return _public(runs.start(target, change, model.RESTORE, argv=argv))
+
+    async def job_restore_dry_run(connection, caller: Caller, job, to, paths=None, snapshot=None) -> dict:
+        """What a restore would copy: the tool's own dry run (nothing is written)."""
+        target = jobs.find(job, caller)
+        argv = restore.plan(target, settings, to, paths, snapshot, access.run_as(target.owner))
+        gone = (lambda: connection.reader.at_eof()) if connection is not None else (lambda: False)
+        return {"job": target.name, **(await daemon.dry_runs.run(target, gone, restore.dry(target, argv)))}
+
+    def job_verify(caller: Caller, change: Change, job) -> dict:
+        """Compare the source and the backup by checksum: a run of the job (trigger
+        "verify"); its result becomes the job's last_verify."""
+        return _public(runs.start(jobs.find(job, caller), change, model.VERIFY))
+
+    async def job_snapshots(caller: Caller, job) -> list[dict]:
+        target = jobs.find(job, caller)
+        return await restore.snapshots(runs.commands, target, settings)
 
     def job_pause(caller: Caller, change: Change, job) -> dict | Later:
         paused = runs.pause(jobs.find(job, caller), change)
@@ -143,6 +168,8 @@ def build(daemon: Daemon) -> Registry:
             raise ValidationFailed(problems)
         if "hooks" in clean:  # the kinds given replace theirs; the others stay
             clean["hooks"] = {**target.hooks, **{kind: clean["hooks"][kind] for kind in given["hooks"]}}
+        if "keep" in clean:  # the rules given replace theirs (0 removes one); the others stay
+            clean["keep"] = model.parse_keep({**target.keep, **given["keep"]})[0]
         updated = jobs.update(target, clean, change)
         if "schedule" in clean:
             scheduler.replan(updated, change, paused_until=updated.schedule_paused_until if clean["schedule"] else None)
@@ -349,6 +376,10 @@ def build(daemon: Daemon) -> Registry:
     registry.add("job.start", job_start)
     registry.add("job.pause", job_pause)
     registry.add("job.dry_run", job_dry_run)
+    registry.add("job.restore", job_restore)
+    registry.add("job.restore_dry_run", job_restore_dry_run)
+    registry.add("job.verify", job_verify)
+    registry.add("job.snapshots", job_snapshots)
     registry.add("apply.plan", apply_plan)
     registry.add("apply.commit", apply_commit)
     registry.add("apply.export", apply_export)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 
 from bkm import model, schedules
-from bkmd import access, hooks, outcome, validate
+from bkmd import access, hooks, outcome, retention, validate, versions
 from bkmd.change import Change, Later
 from bkmd.engines import engine as engine_for
 from bkmd.hooks import Hooks
@@ -36,6 +36,8 @@ STOP_GRACE = 10.0
 IDLE_SHOWN = 10.0  # seconds without progress after which views say so
 RETRY_WAIT_CAP = 3600
 NOTIFY_DRAIN = 3.0  # seconds a stopping bkmd waits for pings and notifications under way
+SNAPSHOT_STATS_MAX = 1000  # snapshots whose stats a job keeps (the newest)
+FOUND_MAX = 100_000  # a verify's lines kept for its verdict (its counts stop growing there)
 
 
 class Run:
@@ -49,11 +51,20 @@ class Run:
         runs: Runs,
         trigger: str = model.MANUAL,
         attempt: int = 1,
+        kind: str = "backup",
+        argv: list[str] | None = None,
+        force: bool = False,
     ) -> None:
         self.job = job
         self.resume = resume
+        # "backup", or a run of the backup's other uses: "restore" (``argv`` given) and "verify".
+        self.kind = kind
+        self.force = force  # a mirror's guard is skipped this once
         self.engine = engine_for(job.type)
         self.parser = self.engine.Parser()
+        self.found: list[str] = []  # a verify's output lines: what differs
+        self.pending_out = ""  # rclone check's unfinished last line
+        self.verify_result: dict | None = None
         progress = job.progress if resume else {}
         self.tracker = Tracker(
             self.engine.TOTAL_COVERS_TREE,
@@ -65,13 +76,18 @@ class Run:
         self.lines: collections.deque[str] = collections.deque(maxlen=200)
         self.started = time.monotonic()
         self.record = run_record(trigger, attempt, resume)
-        if job.healthcheck:
+        if job.healthcheck and kind == "backup":
             # The healthchecks run id, in the record from the start (a run found interrupted
             # later fails with it): a retry goes on with its first attempt's.
             earlier = job.runs[-1] if job.runs else {}
             same = trigger == model.RETRY and earlier.get("rid")
             self.record["rid"] = earlier["rid"] if same else uuid.uuid4().hex
-        self.argv = self.engine.argv(job, runs.settings, resume)
+        if argv is not None:
+            self.argv = argv
+        elif kind == model.VERIFY:
+            self.argv = self.engine.verify_argv(job, runs.settings, versions.verify_target(job), job.mode == "mirror")
+        else:
+            self.argv = versions.backup_argv(job, runs.settings, resume, job.snapshot_partial)
         run_as = access.run_as(job.owner)  # None: as bkmd itself
         env = self.engine.environment(dict(os.environ))
         self.transfer = transfer_factory(
@@ -87,8 +103,10 @@ class Run:
         self.moved_at = time.monotonic()  # when bytes last moved or files were last checked
         self.marker: tuple | None = None
         self.ticker: asyncio.Task | None = None
-        self.before: asyncio.Task | None = None  # the before hooks, while they run
+        self.before: asyncio.Task | None = None  # the before hooks and the guard, while they run
+        self.finishing: asyncio.Task | None = None  # a snapshot's renaming and retention
         self.stop_hook = runs.hooks.stop_before
+        self.stop_commands = runs.commands.stop_job
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -96,6 +114,7 @@ class Run:
         self.transfer.request_stop(STOP_GRACE)
         if self.before is not None:
             self.stop_hook(self.job.id)  # a before hook still running
+            self.stop_commands(self.job.id)  # or the mirror's guard
 
 
 class Runs:
@@ -119,18 +138,38 @@ class Runs:
         self.retry_planned: Callable[[], None] = lambda: None  # the scheduler watches retry_at
         self.hooks = Hooks(logs, settings, records, transfer_factory)
         self.notifier = Notifier(logs, settings)
+        self.commands = versions.Commands(transfer_factory)
+        self.zone: Callable[[], object] = lambda: None  # the settings' time zone (retention's days)
         self.clock = time.time  # retry_at is wall-clock time: a retry survives a restart
 
     # -- requests -----------------------------------------------------------------------------
 
-    def start(self, job: Job, change: Change, trigger: str = model.MANUAL, attempt: int = 1) -> Job:
+    def start(
+        self,
+        job: Job,
+        change: Change,
+        trigger: str = model.MANUAL,
+        attempt: int = 1,
+        force: bool = False,
+        argv: list[str] | None = None,
+    ) -> Job:
+        """A run of ``job``: a backup; a restore (trigger RESTORE, its ``argv``); a verify
+        (trigger VERIFY). ``force``: a mirror's guard is skipped this once."""
         self.jobs.check("start", job)
-        resume = job.status in model.RESUMES_FROM
+        kind = trigger if trigger in (model.RESTORE, model.VERIFY) else "backup"
+        # Only a backup goes on from where the last one stopped (a paused restore is not one).
+        last = (job.last_run or {}).get("trigger")
+        resume = job.status in model.RESUMES_FROM and kind == "backup" and last not in (model.RESTORE, model.VERIFY)
+        updates = {}
+        if kind == "backup" and job.mode == "snapshot" and not job.snapshot_partial:
+            updates["snapshot_partial"] = retention.name_for(self.clock()) + retention.PARTIAL_SUFFIX
         waiting = self._wait_reason(job)
         if waiting is None:
-            run = Run(job, resume, self.transfer_factory, self, trigger, attempt)
+            if updates:
+                job.snapshot_partial = updates["snapshot_partial"]  # the run's argv names it
+            run = Run(job, resume, self.transfer_factory, self, trigger, attempt, kind, argv, force)
             self.jobs.set_status(
-                job, "start", model.RUNNING, change, last_run=run.record, progress=run.tracker.as_dict()
+                job, "start", model.RUNNING, change, last_run=run.record, progress=run.tracker.as_dict(), **updates
             )
             self.active[job.id] = run
             change.on_undo(lambda: self.active.pop(job.id, None))
@@ -139,7 +178,11 @@ class Runs:
             self.queue.add(job.id, resume)
             change.on_undo(lambda: self.queue.remove(job.id))
             queued_by = {"trigger": trigger, "attempt": attempt}
-            self.jobs.set_status(job, "start", model.QUEUED, change, waiting=waiting, queued_by=queued_by)
+            if force:
+                queued_by["force"] = True
+            if argv is not None:
+                queued_by["argv"] = list(argv)
+            self.jobs.set_status(job, "start", model.QUEUED, change, waiting=waiting, queued_by=queued_by, **updates)
             change.after_save(lambda: self.logs.write(job.id, f"queued: {waiting}"))
         return job
 
@@ -181,22 +224,36 @@ class Runs:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _spawn(self, run: Run) -> None:
+        what = "" if run.kind == "backup" else f" ({run.kind})"
         resuming = " (resuming)" if run.resume else ""
-        self.logs.write(run.job.id, f"run started{resuming}: {shlex.join(run.argv)}")
-        self.notifier.run_started(run.job, run.record)
-        if run.job.hooks.get("before"):
+        self.logs.write(run.job.id, f"run started{what}{resuming}: {shlex.join(run.argv)}")
+        if run.force and run.kind == "backup" and run.job.mode == "mirror":
+            self.logs.write(run.job.id, "mirror guard: skipped this once (--force)", "warning")
+        if run.kind == "backup":
+            self.notifier.run_started(run.job, run.record)
+        if run.job.hooks.get("before") or self._guarded(run):
             run.before = asyncio.get_running_loop().create_task(self._before(run))
         else:
             self._go(run)
+
+    @staticmethod
+    def _guarded(run: Run) -> bool:
+        return run.kind == "backup" and run.job.mode == "mirror" and not run.force
 
     def _go(self, run: Run) -> None:
         run.transfer.start()
         run.ticker = asyncio.get_running_loop().create_task(self._tick(run))
 
     async def _before(self, run: Run) -> None:
-        """The before hooks, then the transfer; a failing one fails the run and no transfer
-        starts (a pause meanwhile pauses it)."""
-        problem = await self.hooks.run(run.job, "before", hooks.environment(run.job, run.record, model.RUNNING))
+        """The before hooks, then a mirror's guard, then the transfer; a failing hook or a
+        refusing guard fails the run and no transfer starts (a pause meanwhile pauses it)."""
+        problem = None
+        if run.job.hooks.get("before"):
+            problem = await self.hooks.run(run.job, "before", hooks.environment(run.job, run.record, model.RUNNING))
+        if problem is None and run.stop_reason is None and self._guarded(run):
+            problem = await versions.mirror_guard(self.commands, run.job, self.settings)
+            if problem is not None:
+                self.logs.write(run.job.id, problem, "error")
         run.before = None
         if run.stop_reason is not None:
             run.transfer.abandon(None)
@@ -210,8 +267,23 @@ class Runs:
         self.records.write(run.job.id, pid, start)
 
     def _output(self, run: Run, stream: str, data: bytes) -> None:
+        if run.kind == model.VERIFY and stream == "out" and run.job.type == "rclone":
+            # rclone check's list of every file (--combined), not log lines: kept for the verdict.
+            run.pending_out += data.decode("utf-8", "replace")
+            *lines, run.pending_out = run.pending_out.split("\n")
+            self._found(run, lines)
+            return
         samples, lines = run.parser.feed(stream, data)
         self._take(run, samples, lines)
+
+    def _found(self, run: Run, lines: list[str]) -> None:
+        """A verify's lines: each difference is logged; files that are the same are not."""
+        for line in lines:
+            if not line or line.startswith("= "):
+                continue
+            if len(run.found) < FOUND_MAX:
+                run.found.append(line)
+            self.logs.write(run.job.id, line, "output")
 
     def _take(self, run: Run, samples: list, lines: list[str]) -> None:
         clock = time.monotonic()
@@ -225,6 +297,8 @@ class Runs:
                 run.marker, run.moved_at = marker, clock
         for line in lines:
             run.lines.append(line)
+            if run.kind == model.VERIFY and run.job.type == "rsync" and len(run.found) < FOUND_MAX:
+                run.found.append(line)
             why = run.engine.expected(line, run.stop_reason is not None)
             if why is None:
                 self.logs.write(run.job.id, line, "output")
@@ -255,27 +329,66 @@ class Runs:
     def _exited(self, run: Run, code: int | None, spawn_error: str | None) -> None:
         job = run.job
         self._take(run, *run.parser.finish())
+        if run.pending_out:
+            self._found(run, [run.pending_out])
         if run.ticker is not None:
             run.ticker.cancel()
-        self.active.pop(job.id, None)
         self.records.remove(job.id)
         record, verdict = self._judged(run, code, spawn_error)
-        retry = self._retry_wait(run, verdict)
+        if run.kind == "backup" and job.mode == "snapshot" and verdict.status == model.COMPLETED:
+            # Still running (and in its slot) until the snapshot has its name and `latest`.
+            run.finishing = asyncio.get_running_loop().create_task(self._finish_snapshot(run, record, verdict))
+            return
+        self._conclude(run, record, verdict)
+
+    async def _finish_snapshot(self, run: Run, record: dict, verdict: outcome.Verdict) -> None:
+        job = run.job
+        partial = job.snapshot_partial
+        updates: dict = {}
+        renamed, problem, removed = await versions.finish_snapshot(
+            self.commands, job, self.settings, partial, self.zone()
+        )
+        if renamed:
+            name = partial[: -len(retention.PARTIAL_SUFFIX)]
+            stats = {k: v for k, v in job.snapshot_stats.items() if k not in removed}
+            made = run.engine.snapshot_stats(list(run.lines))
+            if made is not None:
+                stats[name] = made
+            updates = {"snapshot_partial": None, "snapshot_stats": dict(sorted(stats.items())[-SNAPSHOT_STATS_MAX:])}
+            gone = f"; removed by retention: {', '.join(removed)}" if removed else ""
+            self.logs.write(job.id, f"snapshot {name} is complete; latest points to it{gone}")
+        if problem is not None and not renamed:
+            self.logs.write(job.id, problem, "error")
+            verdict = outcome.Verdict(model.FAILED, error=problem, summary=f"failed: {problem}")
+            record = {**record, "outcome": model.FAILED, "error": problem}
+        elif problem is not None:  # the snapshot is whole; only retention did not happen
+            self.logs.write(job.id, problem, "warning")
+            record = {**record, "warnings": [*record["warnings"], problem]}
+        run.finishing = None
+        self._conclude(run, record, verdict, **updates)
+
+    def _conclude(self, run: Run, record: dict, verdict: outcome.Verdict, **updates) -> None:
+        """The run is over: the outcome saved, then hooks, notifications, the next runs."""
+        job = run.job
+        self.active.pop(job.id, None)
+        backup = run.kind == "backup"
+        retry = self._retry_wait(run, verdict) if backup else None
         if retry is not None:
             self._retry_later(run, record, retry)
             self.hooks.run_later(job, ["after"], hooks.environment(job, record, model.FAILED))
             return
-        # A success ends a stale episode: the next one is told again.
-        success = (
-            {"last_success_at": record["finished_at"], "stale_noted": False}
-            if verdict.status == model.COMPLETED
-            else {}
-        )
-        self._ended(run, record, "run ended", verdict.status, **success)
+        if backup and verdict.status == model.COMPLETED:
+            # A success ends a stale episode: the next one is told again. A restore or a
+            # verify is no backup: it never counts as one.
+            updates.update(last_success_at=record["finished_at"], stale_noted=False)
+        if run.verify_result is not None:
+            updates["last_verify"] = run.verify_result
+        self._ended(run, record, "run ended", verdict.status, **updates)
         # After the outcome is saved; the final one (no retry follows).
         first = {model.COMPLETED: ["on_success"], model.FAILED: ["on_failure"]}.get(verdict.status, [])
-        self.hooks.run_later(job, first + ["after"], hooks.environment(job, record, verdict.status))
-        self.notifier.run_ended(job, record, self.logs.tail(job.id))
+        self.hooks.run_later(job, (first if backup else []) + ["after"], hooks.environment(job, record, verdict.status))
+        if backup:
+            self.notifier.run_ended(job, record, self.logs.tail(job.id))
         self.retry_planned()  # the scheduler looks again (a stale episode may have ended)
         self.start_queued()
 
@@ -311,8 +424,10 @@ class Runs:
             run.stop_reason,
             spawn_error,
             self.settings["stall_timeout"],
-            source_gone=not model.is_remote(job.source) and not os.path.exists(job.source),
+            source_gone=run.kind == "backup" and not model.is_remote(job.source) and not os.path.exists(job.source),
         )
+        if run.kind == model.VERIFY and verdict.status != model.PAUSED:
+            verdict = self._verified(run, code, spawn_error, verdict)
         tracker = run.tracker
         if verdict.status == model.COMPLETED:
             tracker.complete(run.parser.total_exact)
@@ -341,6 +456,23 @@ class Runs:
             "error" if verdict.status == model.FAILED else "info",
         )
         return record, verdict
+
+    def _verified(self, run: Run, code: int | None, spawn_error: str | None, verdict) -> outcome.Verdict:
+        """A verify's verdict: completed when the tool compared everything and found nothing;
+        failed when something differs, is missing or (mirror) extra, or the tool failed."""
+        if spawn_error is None and run.stop_reason is None and code in run.engine.VERIFY_OK:
+            run.verify_result = versions.verify_result(run.job, run.engine.verify_items(run.found), now())
+            counts = run.verify_result["counts"]
+            if run.verify_result["ok"]:
+                return outcome.Verdict(model.COMPLETED, summary="completed: the backup is the same as the source")
+            error = f"verify: {counts['differ']} differ, {counts['missing']} missing at the backup" + (
+                f", {counts['extra']} extra" if run.job.mode == "mirror" else ""
+            )
+            return outcome.Verdict(model.FAILED, error=error, summary=f"failed: {error}")
+        run.verify_result = {
+            "at": now(), "ok": False, "counts": None, "differ": [], "missing": [], "extra": [], "error": verdict.error,
+        }  # fmt: skip
+        return verdict
 
     def _retry_wait(self, run: Run, verdict: outcome.Verdict) -> int | None:
         """Seconds before the next attempt, or None: no retry (not a transient failure, or the
@@ -382,7 +514,13 @@ class Runs:
                 continue
             self.queue.remove(job_id)
             queued_by = job.queued_by or {"trigger": model.MANUAL, "attempt": 1}
-            run = Run(job, resume, self.transfer_factory, self, queued_by["trigger"], queued_by["attempt"])
+            trigger = queued_by["trigger"]
+            kind = trigger if trigger in (model.RESTORE, model.VERIFY) else "backup"
+            argv = queued_by.get("argv")
+            run = Run(
+                job, resume and kind == "backup", self.transfer_factory, self, trigger, queued_by["attempt"], kind,
+                argv if isinstance(argv, list) else None, queued_by.get("force") is True,
+            )  # fmt: skip
             self.active[job.id] = run
             self.jobs.set_status(job, "dequeue", model.RUNNING, last_run=run.record, progress=run.tracker.as_dict())
             self._spawn(run)
@@ -398,5 +536,10 @@ class Runs:
         for run in runs:
             run.stop(outcome.STOP)
         await asyncio.gather(*(run.transfer.done.wait() for run in runs))
+        # A snapshot being named is let finish (a rename and a link); guards are stopped.
+        finishing = [run.finishing for run in runs if run.finishing is not None]
+        if finishing:
+            await asyncio.wait(finishing, timeout=versions.COMMAND_TIMEOUT)
+        await self.commands.stop_all()
         await self.hooks.stop_all()
         await self.notifier.drain(NOTIFY_DRAIN)

@@ -192,6 +192,8 @@ def _check_job(path: str, index: int, line: int | None, job: Any) -> dict:
             raise StoreError(path, f"{where}: field {field!r} is {problem}", *at)
     if job["status"] not in model.STATUSES:
         raise StoreError(path, f"{where}: unknown status {job['status']!r}", *at)
+    if job["mode"] not in model.MODES:
+        raise StoreError(path, f"{where}: unknown mode {job['mode']!r}", *at)
     return job
 
 

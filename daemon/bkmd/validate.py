@@ -152,4 +152,20 @@ def check_fields(
         nested = nesting_problem(merged["source"], merged["dest"])
         if nested:
             problems["dest"] = nested
+    problems.update(mode_problems({**(current or {}), **clean}, problems))
     return clean, problems
+
+
+def mode_problems(merged: dict, found: dict) -> dict[str, str]:
+    """What a job's mode does not allow with its other fields."""
+    problems = {}
+    mode = merged.get("mode")
+    if mode == "snapshot" and not {"mode", "type", "dest"} & found.keys():
+        dest = merged.get("dest") or ""
+        if merged.get("type") != "rsync":
+            problems["mode"] = "snapshot mode needs type rsync (rclone cannot hard-link the unchanged files)"
+        elif "::" in dest or dest.startswith("rsync://"):
+            problems["mode"] = "snapshot mode needs a local or host:path destination, not an rsync daemon's module"
+    if merged.get("keep") and mode != "snapshot" and not {"keep", "mode"} & found.keys():
+        problems["keep"] = "the --keep-* rules are for snapshot mode only (--mode snapshot)"
+    return problems

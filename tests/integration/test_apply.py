@@ -11,7 +11,7 @@ from helpers import Bkmd, RawClient, bkm, create, program, short_tempdir, slow_t
 
 FIELDS_LINE = (
     "the fields are name, type, source, dest, bwlimit, excludes, schedule, retries, retry_wait_seconds,"
-    " max_age_seconds, hooks, healthcheck, notify, tool_args"
+    " max_age_seconds, hooks, healthcheck, notify, tool_args, mode, keep"
 )
 
 

@@ -39,6 +39,10 @@ JOB_KEYS = {
     "healthcheck",
     "notify",
     "tool_args",  # the contract's "Everyday comfort"
+    # Versions (the contract's "Versions: modes, snapshots, restore, verify")
+    "mode",
+    "keep",
+    "last_verify",
     "queue_position",  # a queued job's place in the queue, 1 first; else null
 }
 PROGRESS_KEYS = {"percent", "bytes_transferred", "total_bytes", "speed_bytes", "eta_seconds"}

@@ -86,6 +86,7 @@ def test_a_job_field_is_declared_once():
         "retry_at",
         "last_success_at",
         "stale",
+        "last_verify",
     }
     assert {k for k in store.JOB_FIELDS} == {"id", *model.FIELD_NAMES, "status", "created_at", "updated_at"}
     assert Job.from_record(record).source == "/s"

@@ -68,7 +68,22 @@ class Engine(Protocol):
     Parser: type[Parser]
 
     # ``resume``: the run continues one that was paused or interrupted.
-    def argv(self, job, settings, resume: bool = False) -> list[str]: ...
+    # ``sources``/``dest``: other paths than the job's (a snapshot's folder, a restore's);
+    # ``delete``: a mirror; ``link_dest``: a snapshot's previous one, relative to ``dest``;
+    # ``filters``: the job's excludes apply (not to a restore); ``includes``: only these
+    # paths of the source (rclone's restore; rsync gives them as ``sources`` with -R).
+    def argv(
+        self,
+        job,
+        settings,
+        resume: bool = False,
+        sources: list[str] | None = None,
+        dest: str | None = None,
+        delete: bool = False,
+        link_dest: str | None = None,
+        filters: bool = True,
+        includes: list[str] | None = None,
+    ) -> list[str]: ...
 
     def environment(self, base: dict) -> dict: ...
 

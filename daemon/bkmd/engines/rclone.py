@@ -108,6 +108,7 @@ def dry_run_argv(job, settings) -> list[str]:
 DRY_RUN_OK = frozenset({0})
 # rclone check: 0 the same, 1 differences found; both are answers.
 GUARD_OK = frozenset({0, 1})
+VERIFY_OK = GUARD_OK
 
 
 def guard_argv(job, settings) -> list[str]:
@@ -141,7 +142,9 @@ def guard_counts(stdout: str, stderr: str) -> tuple[int, int, int] | None:
 def verify_argv(job, settings, dest: str, extra: bool) -> list[str]:
     """Compare by content: --download reads every file on both sides (a hash is not enough
     where the two sides have none in common)."""
-    args = [settings["rclone_path"], "check", "--download", "--combined=-", "--retries=1"]
+    interval = settings["progress_interval"]
+    args = [settings["rclone_path"], "check", "--download", "--combined=-", "--retries=1", "--use-json-log"]
+    args += [f"--stats={interval:g}s", "--stats-log-level=NOTICE"]
     args += [f"--exclude={pattern}" for pattern in job.excludes]
     args += list(settings["rclone_args"]) + list(job.tool_args)
     return args + ["--", job.source, dest]

@@ -108,11 +108,14 @@ def argv(
     delete: bool = False,
     link_dest: str | None = None,
     filters: bool = True,
+    includes: list[str] | None = None,
 ) -> list[str]:
     """The run's argv: the job's own (``sources``/``dest`` default to its source and dest), a
     mirror (``delete``), a snapshot (``dest`` the new snapshot's folder, ``link_dest`` the
     previous one, relative to it), or a restore (the backup as ``sources``, with -R and
     ``filters`` off: the job's excludes chose what was backed up, not what comes back)."""
+    if includes:
+        raise ValueError("rsync restores paths as sources (SRC/./PATH with -R), not as includes")
     sources = sources or [job.source]
     dest = dest or job.dest
     both_local = not any(map(is_remote, sources)) and not is_remote(dest)
@@ -140,7 +143,8 @@ def argv(
     if delete:
         args.append("--delete")  # rsync protects its relative --partial-dir from it
     if link_dest:
-        args.append(f"--link-dest={link_dest}")
+        # A snapshot's folder is made inside DEST, which the first run makes too (rsync >= 3.2.3).
+        args += ["--mkpath", f"--link-dest={link_dest}"]
     if not filters:
         args.append("--relative")  # SRC/./PATH arrives as DIR/PATH
     else:
@@ -168,6 +172,7 @@ def dry_run_argv(job, settings) -> list[str]:
 # A dry run that counted what it would send: 24 is a file that vanished while it looked.
 DRY_RUN_OK = frozenset({0, 24})
 GUARD_OK = DRY_RUN_OK
+VERIFY_OK = DRY_RUN_OK  # it compared everything (24: a source file vanished meanwhile)
 
 
 def guard_argv(job, settings) -> list[str]:
@@ -264,6 +269,7 @@ def dry_run_counts(stdout: str, stderr: str) -> tuple[int, int] | None:
     return None if files is None or size is None else (files, size)
 
 
+FIRST_SNAPSHOT = re.compile(r"^--link-dest arg does not exist: .*/\.\./latest$")
 STOPPED = re.compile(r"received SIGINT, SIGTERM, or SIGHUP|\(code 20\)|rsync: \[\w+\] .*(signal|code 20)")
 
 
@@ -271,6 +277,8 @@ def expected(line: str, stopped: bool) -> str | None:
     """Why a line the tool printed is expected noise, not a problem (the job log says so)."""
     if stopped and STOPPED.search(line):
         return "bkm stopped the transfer, as asked"
+    if FIRST_SNAPSHOT.match(line):
+        return "the first snapshot: nothing to hard-link to yet"
     return None
 
 

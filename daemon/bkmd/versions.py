@@ -1,0 +1,243 @@
+"""Modes, snapshots, restore and verify: what a run of each kind runs, and the short commands
+around it (the mirror guard before a mirror, the renaming and retention after a snapshot).
+
+Every command runs as the job's owner, as the transfer does, and as an argument vector. A
+snapshot at a `host:path` destination is kept there through the remote shell rsync itself
+uses (`-e`/`--rsh` of the settings' or the job's arguments, RSYNC_RSH, else ssh), with every
+word quoted for the far side's shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+from collections.abc import Callable
+
+from bkm import model
+from bkmd import access, retention
+from bkmd.engines import engine as engine_for
+from bkmd.runner import Transfer
+
+KEEP_BYTES = 1 << 20  # of a command's output: a listing of snapshots, an error
+COMMAND_TIMEOUT = 600.0  # seconds: a rename or a listing that takes longer is stuck
+GUARD_TIMEOUT = 6 * 3600.0  # the guard lists both trees: as long as a no-op run may take
+LIST_LIMIT = 1000  # names kept of each kind of difference a verify found
+
+
+class Commands:
+    """The short commands in progress (stopped when bkmd stops)."""
+
+    def __init__(self, transfer_factory: Callable[..., Transfer] = Transfer) -> None:
+        self.transfer_factory = transfer_factory
+        self.running: dict[Transfer, str] = {}  # and the id of the job each is for
+
+    async def run(self, argv: list[str], job, timeout: float = COMMAND_TIMEOUT) -> tuple[int | None, str, str]:
+        """(exit code or None, stdout, stderr) of ``argv`` run as the job's owner; None with
+        the reason as stderr when it could not start or took longer than ``timeout``."""
+        run_as = access.run_as(job.owner)
+        env = engine_for(job.type).environment(dict(os.environ))
+        kept = {"out": bytearray(), "err": bytearray()}
+        ended: dict = {}
+
+        def output(stream: str, data: bytes) -> None:
+            buffer = kept[stream]
+            buffer += data
+            if len(buffer) > KEEP_BYTES:
+                del buffer[: len(buffer) - KEEP_BYTES]
+
+        transfer = self.transfer_factory(
+            argv,
+            run_as.environment(env) if run_as else env,
+            on_started=lambda pid, start: None,
+            on_output=output,
+            on_exit=lambda code, error: ended.update(code=code, error=error),
+            run_as=run_as,
+        )
+        self.running[transfer] = job.id
+        try:
+            transfer.start()
+            try:
+                await asyncio.wait_for(transfer.done.wait(), timeout)
+            except asyncio.TimeoutError:  # noqa: UP041 (TimeoutError itself only from Python 3.11)
+                transfer.request_stop(5.0)
+                await transfer.done.wait()
+                return None, "", f"{argv[0]} took longer than {timeout:.0f} s: stopped"
+        finally:
+            self.running.pop(transfer, None)
+        out, err = (kept[s].decode("utf-8", "replace") for s in ("out", "err"))
+        if ended.get("error"):
+            return None, out, ended["error"]
+        return ended.get("code"), out, err
+
+    def stop_job(self, job_id: str) -> None:
+        for transfer, owner in list(self.running.items()):
+            if owner == job_id:
+                transfer.request_stop(5.0)
+
+    async def stop_all(self) -> None:
+        running = list(self.running)
+        for transfer in running:
+            transfer.request_stop(5.0)
+        await asyncio.gather(*(transfer.done.wait() for transfer in running))
+
+
+# -- where things are ----------------------------------------------------------------------
+
+
+def remote_parts(dest: str) -> tuple[str, str] | None:
+    """("user@host", "path") of a `host:path` destination; None for a local one."""
+    if not model.is_remote(dest):
+        return None
+    host, _, path = dest.partition(":")
+    return host, path.rstrip("/") or "."
+
+
+def folder(dest: str, name: str) -> str:
+    """DEST/NAME/, local or `host:path` alike (rsync's trailing slash: the folder itself)."""
+    base = dest.rstrip("/")
+    joiner = "" if base.endswith(":") else "/"
+    return f"{base}{joiner}{name}/"
+
+
+def _path(dest: str, name: str) -> str:
+    """NAME inside DEST as the machine that holds DEST names it (no host, no trailing slash)."""
+    parts = remote_parts(dest)
+    return os.path.join(parts[1] if parts else dest, name)
+
+
+def remote_shell(job, settings) -> list[str]:
+    """The remote shell rsync uses for this job: its -e/--rsh argument, else RSYNC_RSH, else ssh."""
+    args = list(settings["rsync_args"]) + list(job.tool_args)
+    shell = None
+    for i, arg in enumerate(args):
+        if arg.startswith("--rsh="):
+            shell = arg[len("--rsh=") :]
+        elif arg in ("-e", "--rsh") and i + 1 < len(args):
+            shell = args[i + 1]
+        elif arg.startswith("-e") and not arg.startswith("--"):
+            shell = arg[2:]
+    return shlex.split(shell or os.environ.get("RSYNC_RSH") or "ssh")
+
+
+def on_destination(job, settings, commands: list[list[str]]) -> list[list[str]]:
+    """``commands`` run where the destination is: as they are, or one remote shell line."""
+    parts = remote_parts(job.dest)
+    if parts is None:
+        return commands
+    line = " && ".join(shlex.join(command) for command in commands)
+    return [remote_shell(job, settings) + [parts[0], "--", line]]
+
+
+# -- snapshots -----------------------------------------------------------------------------
+
+
+def backup_argv(job, settings, resume: bool, partial: str | None) -> list[str]:
+    engine = engine_for(job.type)
+    if job.mode == "snapshot":
+        # Relative to the new folder: the same for a local and a `host:` destination.
+        link = "../" + retention.LATEST
+        return engine.argv(job, settings, resume, dest=folder(job.dest, partial), link_dest=link)
+    return engine.argv(job, settings, resume, delete=job.mode == "mirror")
+
+
+async def list_snapshots(commands: Commands, job, settings) -> tuple[list[str] | None, str | None]:
+    """(folder names in DEST, or None; why not): what the destination holds right now."""
+    target = _path(job.dest, "")
+    argv = on_destination(job, settings, [["ls", "-1A", "--", target]])[0]
+    code, out, err = await commands.run(argv, job)
+    if code != 0:
+        if "No such file or directory" in err:
+            return [], None  # no snapshot yet: not even the folder
+        return None, _last_line(err) or f"ls exited with {code}"
+    return [line for line in out.splitlines() if line], None
+
+
+async def finish_snapshot(commands: Commands, job, settings, partial: str, zone) -> tuple[bool, str | None, list[str]]:
+    """The run into ``partial`` completed: name it, point `latest` at it, apply retention.
+    (whether it has its name and `latest`; a problem or None; the snapshots removed)."""
+    name = partial[: -len(retention.PARTIAL_SUFFIX)]
+    steps = [
+        ["mv", "-T", "--", _path(job.dest, partial), _path(job.dest, name)]
+        if remote_parts(job.dest) is None
+        else ["mv", "--", _path(job.dest, partial), _path(job.dest, name)],
+        ["ln", "-sfn", "--", name, _path(job.dest, retention.LATEST)],
+    ]
+    renamed = False
+    for argv in on_destination(job, settings, steps):
+        code, _, err = await commands.run(argv, job)
+        if code != 0:
+            what = "point latest at it" if renamed else "give it its name"
+            return renamed, f"snapshot {name}: could not {what}: {_last_line(err) or code}", []
+        renamed = True  # the first step (or the one remote line) is done
+    if not job.keep:
+        return True, None, []
+    names, problem = await list_snapshots(commands, job, settings)
+    if names is None:
+        return True, f"snapshot {name} is complete, but retention could not list {job.dest}: {problem}", []
+    _, removed = retention.keep(names, {f"keep_{rule}": n for rule, n in job.keep.items()}, zone)
+    if removed:
+        argv = on_destination(job, settings, [["rm", "-rf", "--", *(_path(job.dest, n) for n in removed)]])[0]
+        code, _, err = await commands.run(argv, job)
+        if code != 0:
+            return True, f"snapshot {name} is complete, but retention could not remove old ones: {_last_line(err)}", []
+    return True, None, removed
+
+
+# -- the mirror guard ----------------------------------------------------------------------
+
+
+async def mirror_guard(commands: Commands, job, settings) -> str | None:
+    """Why a mirror run must not run now, or None. An unmounted disk or a missing share looks
+    like an empty source, and a mirror of it deletes the whole backup: refused when the source
+    has no files, or when more than half of the destination's would be deleted."""
+    engine = engine_for(job.type)
+    code, out, err = await commands.run(engine.guard_argv(job, settings), job, GUARD_TIMEOUT)
+    counts = engine.guard_counts(out, err) if code in engine.GUARD_OK else None
+    if counts is None:
+        return f"mirror guard: could not count what the mirror would delete ({_last_line(err) or code})"
+    source, dest, deleted = counts
+    hint = f"if that is really wanted, run it once with: bkm job start {shlex.quote(job.name)} --force"
+    if source == 0 and dest > 0:
+        return f"mirror guard: the source has no files; the mirror would delete all {dest} at the destination ({hint})"
+    if deleted * 2 > dest and deleted > 0:
+        return f"mirror guard: the mirror would delete {deleted} of the {dest} files at the destination ({hint})"
+    return None
+
+
+# -- restore and verify --------------------------------------------------------------------
+
+
+def restore_argv(job, settings, paths: list[str], into: str, snapshot: str | None) -> list[str]:
+    """The backup (its destination, or one of its snapshots) back into ``into``."""
+    engine = engine_for(job.type)
+    root = folder(job.dest, snapshot) if snapshot else job.dest
+    into = into.rstrip("/") + "/"
+    if job.type == "rsync":
+        # SRC/./PATH with --relative: PATH keeps its folders below INTO.
+        sources = [folder(root, f"./{path}").rstrip("/") for path in paths] or [folder(root, ".")]
+        return engine.argv(job, settings, sources=sources, dest=into, filters=False)
+    return engine.argv(job, settings, sources=[root], dest=into, filters=False, includes=paths)
+
+
+def verify_target(job) -> str:
+    return folder(job.dest, retention.LATEST) if job.mode == "snapshot" else job.dest
+
+
+def verify_result(job, found: dict[str, list[str]], at: str) -> dict:
+    """The job's last_verify: what differs, is missing at the backup, or (mirror) is extra."""
+    if job.mode != "mirror":
+        found = {**found, "extra": []}  # a copy or a snapshot keeps what the source deleted
+    counts = {kind: len(names) for kind, names in found.items()}
+    return {
+        "at": at,
+        "ok": not any(counts.values()),
+        "counts": counts,
+        **{kind: names[:LIST_LIMIT] for kind, names in found.items()},
+        "error": None,
+    }
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
