@@ -24,6 +24,15 @@ def name_for(when: float) -> str:
     return dt.datetime.fromtimestamp(int(when), dt.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
 
 
+def next_name(when: float, names) -> str:
+    """The name of a snapshot started at ``when``, later than every one of ``names``: two runs
+    within one second (a quick no-op run) still get folders of their own."""
+    newest = max((t for t in map(parse_name, names) if t is not None), default=None)
+    if newest is not None and when < newest.timestamp() + 1:
+        when = newest.timestamp() + 1
+    return name_for(when)
+
+
 def parse_name(name: str) -> dt.datetime | None:
     """The UTC time a snapshot folder's name gives, or None: not a snapshot's name."""
     match = NAME.match(name)

@@ -162,7 +162,8 @@ class Runs:
         resume = job.status in model.RESUMES_FROM and kind == "backup" and last not in (model.RESTORE, model.VERIFY)
         updates = {}
         if kind == "backup" and job.mode == "snapshot" and not job.snapshot_partial:
-            updates["snapshot_partial"] = retention.name_for(self.clock()) + retention.PARTIAL_SUFFIX
+            name = retention.next_name(self.clock(), job.snapshot_stats)
+            updates["snapshot_partial"] = name + retention.PARTIAL_SUFFIX
         waiting = self._wait_reason(job)
         if waiting is None:
             if updates:
@@ -351,9 +352,9 @@ class Runs:
         if renamed:
             name = partial[: -len(retention.PARTIAL_SUFFIX)]
             stats = {k: v for k, v in job.snapshot_stats.items() if k not in removed}
-            made = run.engine.snapshot_stats(list(run.lines))
-            if made is not None:
-                stats[name] = made
+            # Every snapshot this job made has an entry (its counts when rsync stated them): the
+            # next one's name must come after it.
+            stats[name] = run.engine.snapshot_stats(list(run.lines)) or {}
             updates = {"snapshot_partial": None, "snapshot_stats": dict(sorted(stats.items())[-SNAPSHOT_STATS_MAX:])}
             gone = f"; removed by retention: {', '.join(removed)}" if removed else ""
             self.logs.write(job.id, f"snapshot {name} is complete; latest points to it{gone}")

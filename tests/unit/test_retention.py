@@ -3,7 +3,7 @@
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from bkmd.retention import completed, is_partial, keep, name_for, parse_name
+from bkmd.retention import completed, is_partial, keep, name_for, next_name, parse_name
 
 
 def names(*stamps: str) -> list[str]:
@@ -70,3 +70,10 @@ def test_the_newest_always_stays():
     all_ = names("2026-01-01T00:00:00+00:00", "2026-01-01T00:30:00+00:00")
     # keep_monthly 0 and keep_hourly 0 are no rule; keep_weekly 1 keeps only the newest anyway.
     assert keep(all_, {"keep_weekly": 1})[0] == ["2026-01-01T003000Z"]
+
+
+def test_a_second_run_within_the_same_second_gets_a_later_name():
+    t = dt.datetime(2026, 11, 29, 2, 30, tzinfo=dt.timezone.utc).timestamp()
+    assert next_name(t, []) == "2026-11-29T023000Z"
+    assert next_name(t + 0.4, ["2026-11-29T023000Z"]) == "2026-11-29T023001Z"
+    assert next_name(t + 5, ["2026-11-29T023000Z", "bogus"]) == "2026-11-29T023005Z"

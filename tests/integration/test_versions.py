@@ -1,0 +1,235 @@
+"""Versions with real rsync and rclone on real files: mirror and its guard, snapshots with
+hard links and retention (local and over ssh), restore, verify."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from helpers import bkm, create, make_tree, slow_tree, wait_for
+from sshd import Sshd
+
+
+def run(home: str, name: str, *extra: str) -> tuple[int, dict]:
+    out = bkm(home, "job", "start", name, "--wait", *extra)
+    shown = json.loads(bkm(home, "job", "show", name, "--json").stdout)
+    return out.returncode, shown
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def snapshots_in(dest: str) -> list[str]:
+    return sorted(n for n in os.listdir(dest) if n != "latest")
+
+
+def flip_a_byte_keeping_size_and_time(path: str) -> None:
+    """What rsync's quick check (size and mtime) cannot see."""
+    before = os.stat(path)
+    data = bytearray(read(path))
+    data[len(data) // 2] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
+
+
+def test_snapshots_hard_link_what_did_not_change_and_retention_keeps_the_newest(bkmd, home):
+    source = os.path.join(home, "src")
+    make_tree(source, {"same.bin": 200_000, "changing.txt": 10})
+    every = os.path.join(home, "every")
+    two = os.path.join(home, "two")
+    create(home, "every", "rsync", source + "/", every, "--mode", "snapshot")
+    create(home, "two", "rsync", source + "/", two, "--mode", "snapshot", "--keep-last", "2")
+    versions = []
+    for i in range(3):
+        with open(os.path.join(source, "changing.txt"), "w") as f:
+            f.write(f"version {i}\n")
+        versions.append(f"version {i}\n".encode())
+        for name in ("every", "two"):
+            code, job = run(home, name)
+            assert code == 0 and job["last_run"]["outcome"] == "completed", job["last_run"]
+    folders = snapshots_in(every)
+    assert len(folders) == 3 and not any(f.endswith(".partial") for f in folders)
+    assert os.readlink(os.path.join(every, "latest")) == folders[-1]
+    inodes = {os.stat(os.path.join(every, f, "same.bin")).st_ino for f in folders}
+    assert len(inodes) == 1 and os.stat(os.path.join(every, folders[0], "same.bin")).st_nlink == 3
+    assert [read(os.path.join(every, f, "changing.txt")) for f in folders] == versions
+    # --keep-last 2: the third run left two, the newest two.
+    kept = snapshots_in(two)
+    assert len(kept) == 2 and os.readlink(os.path.join(two, "latest")) == kept[-1]
+    assert read(os.path.join(two, kept[0], "changing.txt")) == versions[1]
+    assert "removed by retention" in bkm(home, "logs", "two").stdout
+    listed = json.loads(bkm(home, "snapshots", "every", "--json").stdout)
+    assert [s["name"] for s in listed] == folders[::-1] and listed[0]["latest"] and listed[0]["files"] == 2
+    assert listed[-1]["new_bytes"] >= 200_000 and listed[0]["new_bytes"] < 100  # only what changed
+    table = bkm(home, "snapshots", "every").stdout.splitlines()
+    assert table[0].split() == ["SNAPSHOT", "TIME", "FILES", "SIZE", "NEW"] and "latest" in table[1]
+
+
+def test_a_paused_snapshot_goes_on_in_its_partial_folder_and_is_then_named(bkmd, home):
+    source = os.path.join(home, "src")
+    slow_tree(source)
+    dest = os.path.join(home, "snaps")
+    create(home, "slow", "rsync", source + "/", dest, "--mode", "snapshot", "--bwlimit", "1024")
+    assert bkm(home, "job", "start", "slow").returncode == 0
+    partial = wait_for(
+        lambda: [n for n in os.listdir(dest) if n.endswith(".partial")] if os.path.isdir(dest) else None,
+        10,
+        what="the partial folder",
+    )[0]
+    wait_for(lambda: json.loads(bkm(home, "job", "show", "slow", "--json").stdout)["progress"]["bytes_transferred"] > 0,
+             10, what="bytes moving")  # fmt: skip
+    assert bkm(home, "job", "pause", "slow").returncode == 0
+    assert os.listdir(dest) == [partial]  # kept as it is, not named, no latest
+    code, job = run(home, "slow")
+    assert code == 0, job["last_run"]
+    assert job["last_run"]["resumed"] is True
+    assert sorted(os.listdir(dest)) == [partial.removesuffix(".partial"), "latest"]
+    assert read(os.path.join(dest, "latest", "b3.bin")) == read(os.path.join(source, "b3.bin"))
+
+
+def test_mirror_deletes_what_the_source_deleted_and_its_guard_saves_an_emptied_source(bkmd, home):
+    source = os.path.join(home, "src")
+    make_tree(source, {f"f{i}.txt": 100 for i in range(4)})
+    dest = os.path.join(home, "mirror")
+    create(home, "m", "rsync", source + "/", dest, "--mode", "mirror")
+    assert run(home, "m")[0] == 0
+    os.remove(os.path.join(source, "f0.txt"))
+    assert run(home, "m")[0] == 0
+    assert sorted(os.listdir(dest)) == ["f1.txt", "f2.txt", "f3.txt"]
+    for name in os.listdir(source):  # an unmounted disk looks like this
+        os.remove(os.path.join(source, name))
+    code, job = run(home, "m")
+    assert code == 1 and job["status"] == "failed"
+    assert job["last_run"]["error"].startswith("mirror guard: the source has no files; the mirror would delete all 3")
+    assert sorted(os.listdir(dest)) == ["f1.txt", "f2.txt", "f3.txt"]  # untouched
+    code, job = run(home, "m", "--force")
+    assert code == 0 and os.listdir(dest) == []
+    assert "mirror guard: skipped this once (--force)" in bkm(home, "logs", "m").stdout
+
+
+def test_the_guard_refuses_deleting_more_than_half_and_rclone_mirrors_too(bkmd, home):
+    source = os.path.join(home, "src")
+    make_tree(source, {f"f{i}.txt": 100 for i in range(4)})
+    dest = os.path.join(home, "mirror")
+    create(home, "r", "rclone", source, dest, "--mode", "mirror")
+    assert run(home, "r")[0] == 0
+    os.remove(os.path.join(source, "f0.txt"))
+    assert run(home, "r")[0] == 0 and sorted(os.listdir(dest)) == ["f1.txt", "f2.txt", "f3.txt"]
+    for name in ("f1.txt", "f2.txt"):
+        os.remove(os.path.join(source, name))
+    code, job = run(home, "r")
+    assert code == 1 and "mirror guard: the mirror would delete 2 of the 3 files" in job["last_run"]["error"]
+    assert sorted(os.listdir(dest)) == ["f1.txt", "f2.txt", "f3.txt"]
+
+
+def test_restore_a_file_and_a_tree_from_latest_and_from_an_older_snapshot(bkmd, home):
+    source = os.path.join(home, "src")
+    make_tree(source, {"docs/cv.txt": 3000, "photos/a.jpg": 50_000, "photos/b.jpg": 50_000})
+    dest = os.path.join(home, "snaps")
+    create(home, "s", "rsync", source + "/", dest, "--mode", "snapshot")
+    assert run(home, "s")[0] == 0
+    first = {p: read(os.path.join(source, p)) for p in ("docs/cv.txt", "photos/a.jpg", "photos/b.jpg")}
+    with open(os.path.join(source, "docs/cv.txt"), "wb") as f:
+        f.write(b"the new cv\n")
+    assert run(home, "s")[0] == 0
+    older = snapshots_in(dest)[0]
+
+    out = bkm(home, "restore", "s", "docs/cv.txt", "--to", os.path.join(home, "r1"), "--wait")
+    assert out.returncode == 0, out.stderr
+    assert read(os.path.join(home, "r1", "docs", "cv.txt")) == b"the new cv\n"  # latest
+    assert os.listdir(os.path.join(home, "r1")) == ["docs"]  # only what was asked
+    out = bkm(home, "restore", "s", "--to", os.path.join(home, "r2"), "--snapshot", older, "--wait")
+    assert out.returncode == 0, out.stderr
+    for path, data in first.items():  # the whole older tree, byte for byte
+        assert read(os.path.join(home, "r2", path)) == data
+    job = json.loads(bkm(home, "job", "show", "s", "--json").stdout)
+    assert job["last_run"]["trigger"] == "restore" and job["status"] == "completed"
+    assert job["last_success_at"] == job["runs"][1]["finished_at"]  # a restore is no backup
+    # Never into the backup, never silently over the source.
+    for into in (dest, os.path.join(dest, "latest", "docs"), os.path.join(source, "docs")):
+        out = bkm(home, "restore", "s", "--to", into)
+        assert out.returncode == 2 and out.stderr.startswith("bkm: error: to: overlaps"), out.stderr
+    out = bkm(home, "restore", "s", "../etc", "--to", os.path.join(home, "r3"))
+    assert out.returncode == 2 and "leaves the backed-up tree" in out.stderr
+    out = bkm(home, "restore", "s", "--to", os.path.join(home, "r3"), "--snapshot", "2001-01-01T000000Z")
+    assert out.returncode == 2 and "no snapshot 2001-01-01T000000Z" in out.stderr
+    dry = bkm(home, "restore", "s", "photos", "--to", os.path.join(home, "r4"), "--dry-run", "--json")
+    assert json.loads(dry.stdout) == {"files": 2, "bytes": 100_000} and not os.path.exists(os.path.join(home, "r4"))
+
+
+@pytest.mark.parametrize("tool", ["rsync", "rclone"])
+def test_verify_sees_a_flipped_byte_that_the_quick_check_cannot(bkmd, home, tool):
+    source = os.path.join(home, "src")
+    make_tree(source, {"a.bin": 100_000, "sub/b.bin": 5_000})
+    dest = os.path.join(home, "backup")
+    create(home, "v", tool, source + "/" if tool == "rsync" else source, dest)
+    assert run(home, "v")[0] == 0
+    out = bkm(home, "verify", "v")
+    assert out.returncode == 0, out.stderr
+    assert "the same as the source" in out.stdout
+    flip_a_byte_keeping_size_and_time(os.path.join(dest, "sub", "b.bin"))
+    os.remove(os.path.join(dest, "a.bin"))
+    out = bkm(home, "verify", "v", "--json")
+    assert out.returncode == 1
+    found = json.loads(out.stdout)
+    assert (found["ok"], found["differ"], found["missing"], found["extra"]) == (False, ["sub/b.bin"], ["a.bin"], [])
+    job = json.loads(bkm(home, "job", "show", "v", "--json").stdout)
+    assert job["last_verify"]["counts"] == {"differ": 1, "missing": 1, "extra": 0}
+    assert job["last_run"]["trigger"] == "verify" and job["status"] == "failed"
+    assert "DIFFERENT" in bkm(home, "job", "show", "v").stdout
+    # A fresh copy: the damaged file removed from the backup, a run, and all is the same again.
+    os.remove(os.path.join(dest, "sub", "b.bin"))
+    assert run(home, "v")[0] == 0
+    out = bkm(home, "verify", "v")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(bkm(home, "job", "show", "v", "--json").stdout)["last_verify"]["ok"] is True
+
+
+def test_modes_are_checked_with_the_other_fields(bkmd, home, data_dir):
+    dest = os.path.join(home, "d")
+    out = bkm(home, "job", "create", "x", "--type", "rclone", "--source", data_dir, "--dest", dest,
+              "--mode", "snapshot")  # fmt: skip
+    assert out.returncode == 2 and "mode: snapshot mode needs type rsync" in out.stderr
+    out = bkm(home, "job", "create", "x", "--type", "rsync", "--source", data_dir, "--dest", dest, "--keep-last", "3")
+    assert out.returncode == 2 and "keep: the --keep-* rules are for snapshot mode only" in out.stderr
+    create(home, "x", "rsync", data_dir + "/", dest, "--mode", "snapshot", "--keep-last", "3", "--keep-daily", "7")
+    out = bkm(home, "job", "edit", "x", "--keep-daily", "0", "--keep-weekly", "4", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["keep"] == {"last": 3, "weekly": 4}
+    out = bkm(home, "snapshots", "x", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout) == []
+    out = bkm(home, "job", "create", "c", "--type", "rsync", "--source", data_dir + "/", "--dest", dest + "2")
+    assert bkm(home, "snapshots", "c").returncode == 2
+
+
+def test_snapshots_at_a_host_destination_through_ssh(bkmd, home):
+    """`host:path`: rsync over the real ssh, and the renaming, `latest` and retention done there
+    through the same remote shell (the job's --rsh)."""
+    sshd = Sshd().start()
+    try:
+        source = os.path.join(home, "src")
+        make_tree(source, {"same.bin": 50_000, "changing.txt": 5})
+        far = os.path.join(home, "far")
+        dest = f"alpha:{far}"
+        create(home, "r", "rsync", source + "/", dest, "--mode", "snapshot", "--keep-last", "2",
+               f"--tool-arg=--rsh=ssh -F {sshd.config}")  # fmt: skip
+        for i in range(3):
+            with open(os.path.join(source, "changing.txt"), "w") as f:
+                f.write(f"v{i}\n")
+            code, job = run(home, "r")
+            assert code == 0, job["last_run"]
+        kept = snapshots_in(far)
+        assert len(kept) == 2 and os.readlink(os.path.join(far, "latest")) == kept[-1]
+        assert len({os.stat(os.path.join(far, k, "same.bin")).st_ino for k in kept}) == 1
+        assert read(os.path.join(far, "latest", "changing.txt")) == b"v2\n"
+        listed = json.loads(bkm(home, "snapshots", "r", "--json").stdout)
+        assert [s["name"] for s in listed] == kept[::-1]
+        out = bkm(home, "restore", "r", "changing.txt", "--to", os.path.join(home, "back"), "--wait")
+        assert out.returncode == 0, out.stderr
+        assert read(os.path.join(home, "back", "changing.txt")) == b"v2\n"
+    finally:
+        sshd.cleanup()
