@@ -20,6 +20,7 @@ from bkm import errors
 _HOST = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.%A-Za-z]+\]")
 _USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]*")
 SSH_EXIT_ERROR = 255  # ssh's own failures (connect, host key, authentication)
+DEFAULT_CONNECT = 30.0  # seconds, when the answer itself may take as long as it needs
 NOT_FOUND = 127  # the far side's shell: no such command
 
 
@@ -33,6 +34,15 @@ class Target:
     @property
     def remote(self) -> bool:
         return self.kind == "ssh"
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
+
+    def ssh(self, *words: str) -> str:
+        """An ssh command line a person can type to reach the same place (for hints)."""
+        port = f"-p {self.port} " if self.port else ""
+        return " ".join(["ssh", f"{port}{self.destination}", *words])
 
     def __repr__(self) -> str:
         return f"Target({self.url!r})"
@@ -70,18 +80,35 @@ def ssh_argv(target: Target, system: bool, connect_timeout: float | None) -> lis
     ssh session's PATH often lacks ~/.local/bin)."""
     import shlex
 
-    argv = shlex.split(os.environ.get("BKM_SSH_COMMAND") or "ssh")
+    command = os.environ.get("BKM_SSH_COMMAND") or "ssh"
+    try:
+        argv = shlex.split(command)
+    except ValueError as e:
+        raise errors.BkmError(f"BKM_SSH_COMMAND cannot be read as words: {e}", errors.USAGE) from None
+    if not argv:
+        raise errors.BkmError("BKM_SSH_COMMAND is empty", errors.USAGE, "unset it, or name ssh and its options")
     # BatchMode: never a password prompt that no one answers (cron, fleet). ConnectTimeout: an
-    # unreachable host fails within the answer's time, not TCP's two minutes.
-    argv += ["-T", "-o", "BatchMode=yes"]
-    if connect_timeout:
-        argv += ["-o", f"ConnectTimeout={max(1, round(connect_timeout))}"]
+    # unreachable host fails with ssh's own reason, a little before the answer's time runs out
+    # (and an answer with no time limit still has a bounded connect). ServerAlive: a network
+    # that dies under `watch` is noticed within a minute, not when TCP gives up.
+    connect = max(1, int(0.8 * (connect_timeout or DEFAULT_CONNECT)))
+    argv += ["-T", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect}"]
+    argv += ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3"]
     if target.port:
         argv += ["-p", str(target.port)]
-    argv.append(f"{target.user}@{target.host}" if target.user else target.host)
-    # ssh joins the words after the host into one line for the far side's shell: quote them.
-    remote = shlex.quote(os.environ.get("BKM_REMOTE_PATH") or "bkm")
-    return argv + ["--", remote] + (["--system"] if system else []) + ["bridge"]
+    argv.append(target.destination)
+    return argv + ["--", remote_program()] + (["--system"] if system else []) + ["bridge"]
+
+
+def remote_program() -> str:
+    """The far side's bkm, quoted for its shell (ssh joins the words after the host into one
+    line); a leading ~/ stays unquoted so that the far shell expands it."""
+    import shlex
+
+    program = os.environ.get("BKM_REMOTE_PATH") or "bkm"
+    if program.startswith("~/"):
+        return "~/" + shlex.quote(program[2:])
+    return shlex.quote(program)
 
 
 class SshStream:
@@ -120,26 +147,35 @@ class SshStream:
             theirs.close()
 
     def close(self) -> None:
+        self.sock.close()  # ssh sees the end of its input and ends the session
+        self._end(2.0)
+        self.errors.close()
+
+    def _end(self, grace: float) -> int:
+        """ssh's exit code, once it is gone: it is given ``grace`` seconds (one still in its
+        handshake reads no input, so it does not see our end), then stopped. Never left behind,
+        even by a second Ctrl-C."""
         import subprocess
 
-        self.sock.close()
         try:
-            self.process.wait(timeout=5)  # our end is closed: ssh sees the end of its input
-        except subprocess.TimeoutExpired:
+            try:
+                return self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.process.terminate()
+                try:
+                    return self.process.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    return self.process.wait()
+        except KeyboardInterrupt:
             self.process.kill()
             self.process.wait()
-        self.errors.close()
+            raise
 
     def failure(self) -> errors.BkmError:
         """Why the stream ended: ssh's own last error line, or the far side's bkm's error."""
-        import subprocess
-
         self.sock.close()
-        try:
-            code = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
+        code = self._end(5.0)
         self.errors.seek(0)
         said = self.errors.read(65536).decode("utf-8", "replace")
         return describe(self.target, code, said)
@@ -162,22 +198,25 @@ def describe(target: Target, code: int, said: str) -> errors.BkmError:
         return errors.BkmError(
             f"on {where}: {message}", errors.UNREACHABLE, f"on {where}: {hints[-1]}" if hints else None
         )
+    if code == 0 and not lines:  # the far side ended the session: its bkmd went away
+        return errors.BkmError(f"bkmd on {where} closed the connection (it may have stopped)", errors.UNREACHABLE)
     last = lines[-1] if lines else f"ssh exited with status {code}"
-    if code == NOT_FOUND or last.endswith(("command not found", ": not found", "No such file or directory")):
+    not_found = code == NOT_FOUND or last.endswith(("command not found", ": not found", "No such file or directory"))
+    if code != SSH_EXIT_ERROR and not_found:  # 255 is ssh's own: a config or socket of ours
         return errors.BkmError(
             f"bkm is not installed on {where} ({last})",
             errors.UNREACHABLE,
-            f"install bkm on {where} so that 'ssh {where} bkm --version' works, or name it with BKM_REMOTE_PATH",
+            f"install bkm on {where} so that '{target.ssh('bkm --version')}' works, or name it with BKM_REMOTE_PATH",
         )
     if code == SSH_EXIT_ERROR:
-        return errors.BkmError(f"cannot reach {target.url}: {last}", errors.UNREACHABLE, _ssh_hint(last, where))
+        return errors.BkmError(f"cannot reach {target.url}: {last}", errors.UNREACHABLE, _ssh_hint(last, target))
     return errors.BkmError(f"lost the connection to {target.url}: {last}", errors.UNREACHABLE)
 
 
-def _ssh_hint(last: str, where: str) -> str | None:
+def _ssh_hint(last: str, target: Target) -> str | None:
     lowered = last.lower()
     if "host key verification failed" in lowered:
-        return f"check and accept {where}'s host key once with: ssh {where} true"
+        return f"check and accept {target.host}'s host key once with: {target.ssh('true')}"
     if "permission denied" in lowered:
-        return f"bkm uses ssh without prompts (BatchMode): set up a key or an agent for {where}"
+        return f"bkm uses ssh without prompts (BatchMode): set up a key or an agent for {target.host}"
     return None

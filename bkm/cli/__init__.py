@@ -83,7 +83,7 @@ class Options:
             raise BkmError(
                 f"{what} works on this machine only, not through --host",
                 USAGE,
-                f"run it on {self.target.host}: ssh {self.target.host} bkm ...",
+                f"run it on {self.target.host}: {self.target.ssh('bkm ...')}",
             )
 
     @property

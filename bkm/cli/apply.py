@@ -304,12 +304,16 @@ def export(obj, job_refs, as_json) -> None:
     always written (the last three default to settings, which may differ where the file is
     applied); other fields only when they are not their default. Notification and
     healthcheck URLs are written whole, with their passwords and tokens: bkm export is the
-    one command that shows them, and only for your own jobs (root: every job).
-    `bkm export > jobs.yaml` then `bkm apply jobs.yaml` changes nothing.
+    one command that shows them. Only your own jobs: the file carries no owner, and whoever
+    applies it owns what it creates and runs its hooks (on a system bkmd, root exports root's
+    jobs; members export theirs). `bkm export > jobs.yaml` then `bkm apply jobs.yaml` changes
+    nothing.
     """
     with obj.client() as client:
         result = client.call("apply.export", jobs=list(dict.fromkeys(job_refs)) or None)
+    if result.get("others"):
+        sys.stderr.write(f"bkm: note: {result['others']} job(s) of other users left out: each user exports their own\n")
     if as_json:
-        print_json(result)
+        print_json({"jobs": result["jobs"]})
     else:
         sys.stdout.write(dump(result["jobs"]))

@@ -33,7 +33,17 @@ def _ask(ctx: click.Context, method: str, **params):
 
     root = ctx.find_root().params
     try:
-        paths = resolve(home=root.get("home"), socket=root.get("socket"), system=bool(root.get("system")))
+        host = root.get("host")  # --host or BKM_HOST: the names are the far bkmd's
+        if host:
+            from bkm.transport import parse
+
+            target = parse(host)
+            if target.remote:  # an ssh handshake takes a moment; a TAB may wait that long
+                with Client(None, timeout=3.0, target=target, system=bool(root.get("system"))) as client:
+                    return client.call(method, **params)
+            paths = resolve(socket=target.path)
+        else:
+            paths = resolve(home=root.get("home"), socket=root.get("socket"), system=bool(root.get("system")))
         with Client(paths, timeout=1.0) as client:
             return client.call(method, **params)
     except (BkmError, PathError, OSError, ValueError):

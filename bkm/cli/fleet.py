@@ -39,6 +39,8 @@ def read_hosts(path: str) -> dict:
         raise BkmError(f"no hosts file at {path}", errors.USAGE, hint + "; or give --hosts FILE") from None
     except OSError as e:
         raise BkmError(f"cannot read {path}: {e.strerror}", errors.USAGE) from None
+    except (UnicodeDecodeError, RecursionError, ValueError):
+        raise BkmError(f"{path} is not a YAML text file (UTF-8)", errors.USAGE, hint) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -86,6 +88,8 @@ def _ask(obj, name: str, target, timeout: float, want_jobs: bool) -> Answer:
         answer.error = str(e)
     except Exception as e:  # noqa: BLE001 - one host's surprise must not cost the others' rows
         answer.error = f"{type(e).__name__}: {e}"
+    if answer.error is not None:  # half an answer (the status, not the jobs) is no answer
+        answer.status, answer.jobs = None, []
     return answer
 
 
@@ -230,8 +234,8 @@ def list_(obj, hosts_file, timeout, as_json) -> None:
                     (
                         render.safe(a.name),
                         render.cut(render.safe(j["name"]), 24),
-                        j["type"],
-                        status_cell(j) + stale,
+                        render.safe(j["type"]),
+                        render.safe(status_cell(j)) + stale,
                         progress_cell(j),
                         render.ago(j["last_success_at"]) if j.get("last_success_at") else "never",
                     )

@@ -209,13 +209,27 @@ def entry(job: Job) -> dict:
     return written
 
 
+def _own(job: Job, caller: Caller) -> bool:
+    return not caller.system or (job.owner or {}).get("uid") == caller.uid
+
+
 def export(daemon, caller: Caller, refs: Any) -> dict:
-    """The caller's jobs (those named, or every one they see) as entries, sorted by name. Only
-    the job's owner and root see a job, so only they get its URLs' secrets."""
+    """The caller's own jobs (those named, or every one) as entries, sorted by name, with their
+    URLs' secrets. A file carries no owner: whoever applies it owns what it creates, and runs
+    its hooks. So on a system bkmd even root exports only root's jobs (a member's hooks, applied
+    by root, would run as root); the others are counted in ``others``."""
     if refs is None:
         chosen = daemon.jobs.visible(caller)
     elif isinstance(refs, list):
         chosen = list({job.id: job for job in (daemon.jobs.find(ref, caller) for ref in refs)}.values())
+        theirs = [job for job in chosen if not _own(job, caller)]
+        if theirs:
+            owner = (theirs[0].owner or {}).get("user") or "another user"
+            raise ValidationFailed(
+                {"jobs": f"job {theirs[0].name!r} belongs to {owner}: export it as {owner} (applied by you, "
+                 "its hooks would run as you)"}
+            )  # fmt: skip
     else:
         raise InvalidParams("Invalid params: 'jobs' must be a list of job names or ids")
-    return {"jobs": [entry(job) for job in sorted(chosen, key=_by_name)]}
+    mine = [job for job in chosen if _own(job, caller)]
+    return {"jobs": [entry(job) for job in sorted(mine, key=_by_name)], "others": len(chosen) - len(mine)}

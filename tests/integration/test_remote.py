@@ -108,6 +108,11 @@ def test_commands_through_ssh_act_on_the_far_bkmd_as_they_do_locally(sshd, bkmd,
     assert [line for line in there if "ago)" not in line] == [line for line in here if "ago)" not in line]
     out = remote(sshd, url, "doctor")
     assert out.returncode == 2 and "works on this machine only" in out.stderr
+    # Jobs as code through ssh: the far jobs exported and applied back there change nothing.
+    exported = remote(sshd, url, "export")
+    assert exported.returncode == 0 and "name: far" in exported.stdout
+    out = bkm(None, "--host", url, "apply", "--dry-run", "-", input=exported.stdout, env=sshd.env())
+    assert out.returncode == 0 and "nothing to do" in out.stdout, out.stdout + out.stderr
 
 
 def test_ssh_failures_are_exit_3_with_one_line_naming_the_cause(sshd, home):
@@ -131,7 +136,8 @@ def test_ssh_failures_are_exit_3_with_one_line_naming_the_cause(sshd, home):
     out = remote(sshd, "ssh://alpha", "status", BKM_REMOTE_PATH="bkm-not-installed-here")
     assert out.returncode == 3
     lines = out.stderr.splitlines()
-    assert lines[0].startswith("bkm: error: bkm is not installed on alpha") and "command not found" in lines[0]
+    # bash says "command not found", dash (a normal user's /bin/sh login shell) "not found".
+    assert lines[0].startswith("bkm: error: bkm is not installed on alpha") and "not found" in lines[0]
     assert lines[1:] and lines[1].startswith("hint: install bkm on alpha")
 
 
@@ -250,6 +256,24 @@ def test_fleet_asks_every_host_at_once_and_names_the_unreachable_one(sshd, data_
         subprocess.run(["rm", "-rf", other], check=False)
 
 
+def test_a_host_that_never_speaks_is_ssh_s_own_timeout_within_the_fleet_timeout(sshd, home):
+    import socket
+    import time
+
+    sshd.add_host("alpha", home)
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hosts = _hosts_file(sshd, {"mute": f"ssh://alpha:{silent.getsockname()[1]}"})
+        began = time.monotonic()
+        out, _ = _fleet(sshd, hosts, "status", "--json", "--timeout", "2")
+        took = time.monotonic() - began
+    (row,) = json.loads(out.stdout)
+    assert out.returncode == 1 and row["reachable"] is False
+    assert "timed out" in row["error"] and row["error"].startswith("cannot reach ssh://alpha:"), row["error"]
+    assert took < 8, took
+
+
 def test_fleet_refuses_a_bad_hosts_file_with_its_form(sshd):
     out = bkm(None, "fleet", "status", "--hosts", sshd.path("missing.yaml"), env=sshd.env())
     assert out.returncode == 2 and out.stderr.startswith("bkm: error: no hosts file at ")
@@ -257,3 +281,7 @@ def test_fleet_refuses_a_bad_hosts_file_with_its_form(sshd):
     out = bkm(None, "fleet", "status", "--hosts", bad, env=sshd.env())
     assert out.returncode == 2 and "host nas: bad host URL 'nas.local'" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+    with open(bad, "wb") as f:
+        f.write(b"hosts:\n  b\xff: ssh://alpha\n")
+    out = bkm(None, "fleet", "status", "--hosts", bad, env=sshd.env())
+    assert out.returncode == 2 and "is not a YAML text file" in out.stderr and "Traceback" not in out.stderr

@@ -250,11 +250,15 @@ def test_apply_and_export_keep_to_the_callers_own_jobs(system):
     assert out.stdout.splitlines() == ["create     anns", "1 created, 0 updated, 0 deleted, 0 unchanged"]
     shown = json.loads(as_root(daemon, "job", "show", "anns", "--json").stdout)
     assert shown["owner"]["user"] == "bkmt-ann"
-    # Her export is her jobs only; bob's password reaches bob (and root), nobody else.
+    # Her export is her jobs only; bob's password reaches bob, nobody else.
     assert [j["name"] for j in yaml_jobs(as_member("bkmt-ann", daemon, "export"))] == ["anns"]
     assert as_member("bkmt-ann", daemon, "export", "bobs").returncode == 4
     assert yaml_jobs(as_member("bkmt-bob", daemon, "export"))[0]["notify"] == [url]
-    assert "bobs-password" in as_root(daemon, "export").stdout
+    # Root exports root's jobs only: a member's hooks, applied by root, would run as root.
+    out = as_root(daemon, "export")
+    assert "bobs-password" not in out.stdout and "2 job(s) of other users left out" in out.stderr
+    out = as_root(daemon, "export", "bobs")
+    assert out.returncode == 2 and "belongs to bkmt-bob: export it as bkmt-bob" in out.stderr
     # A name another user's job has is taken, as for job create (exit 5); nothing changes.
     with open(path, "a") as f:
         f.write(f"  - name: bobs\n    type: rsync\n    source: {ann}/src/\n    dest: {ann}/copy2\n")

@@ -41,15 +41,26 @@ def test_bad_urls_are_usage_errors_that_say_why(url, why):
 def test_the_argv_is_the_contracts_and_quotes_the_far_command(monkeypatch):
     monkeypatch.delenv("BKM_SSH_COMMAND", raising=False)
     monkeypatch.delenv("BKM_REMOTE_PATH", raising=False)
+    alive = ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3"]
+    # No time limit for the answer (a dry run): the connect still has one, 0.8 of 30 s.
     assert ssh_argv(parse("ssh://backup@nas:2222"), system=True, connect_timeout=None) == [
-        "ssh", "-T", "-o", "BatchMode=yes", "-p", "2222", "backup@nas", "--", "bkm", "--system", "bridge",
+        "ssh", "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=24", *alive, "-p", "2222", "backup@nas", "--",
+        "bkm", "--system", "bridge",
     ]  # fmt: skip
     monkeypatch.setenv("BKM_SSH_COMMAND", "ssh -F '/etc/my ssh/config'")
     monkeypatch.setenv("BKM_REMOTE_PATH", "/opt/my bkm/bin/bkm")
-    assert ssh_argv(parse("ssh://nas"), system=False, connect_timeout=9.6) == [
-        "ssh", "-F", "/etc/my ssh/config", "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "nas", "--",
+    # ssh fails with its own reason before the answer's 10 s run out.
+    assert ssh_argv(parse("ssh://nas"), system=False, connect_timeout=10) == [
+        "ssh", "-F", "/etc/my ssh/config", "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=8", *alive, "nas", "--",
         "'/opt/my bkm/bin/bkm'", "bridge",
     ]  # fmt: skip
+    monkeypatch.setenv("BKM_REMOTE_PATH", "~/.local/bin/bkm")  # the far shell expands ~/
+    assert ssh_argv(parse("ssh://nas"), system=False, connect_timeout=3)[-2] == "~/.local/bin/bkm"
+    for command, why in (("ssh -F '/x", "cannot be read as words"), (" ", "is empty")):
+        monkeypatch.setenv("BKM_SSH_COMMAND", command)
+        with pytest.raises(errors.BkmError) as caught:
+            ssh_argv(parse("ssh://nas"), system=False, connect_timeout=3)
+        assert caught.value.exit_code == errors.USAGE and why in caught.value.message
 
 
 NAS = parse("ssh://nas")
@@ -79,6 +90,11 @@ NAS = parse("ssh://nas")
         (2, "bkm: error: No such command 'bridge'.\nhint: see: bkm --help\n",
          "on nas: bkm is too old to be reached with --host (it has no 'bridge')", "upgrade bkm on nas"),
         (255, "", "cannot reach ssh://nas: ssh exited with status 255", None),
+        # ssh's own trouble with a file of ours is not a missing bkm on the far side.
+        (255, "unix_listener: cannot bind to path /tmp/s/nodir/cm-1a2b: No such file or directory\r\n",
+         "cannot reach ssh://nas: unix_listener: cannot bind to path /tmp/s/nodir/cm-1a2b: No such file or directory",
+         None),
+        (0, "", "bkmd on nas closed the connection (it may have stopped)", None),
     ],
 )  # fmt: skip
 def test_an_ended_stream_is_one_line_naming_the_cause(code, said, message, hint):
