@@ -46,9 +46,12 @@ def test_snapshots_hard_link_what_did_not_change_and_retention_keeps_the_newest(
     create(home, "two", "rsync", source + "/", two, "--mode", "snapshot", "--keep-last", "2")
     versions = []
     for i in range(3):
+        # A size of its own each time: rsync's quick check (size and mtime, to the second) sees
+        # a same-size change within the second as no change, in every mode.
+        text = f"version {i}\n" * (i + 1)
         with open(os.path.join(source, "changing.txt"), "w") as f:
-            f.write(f"version {i}\n")
-        versions.append(f"version {i}\n".encode())
+            f.write(text)
+        versions.append(text.encode())
         for name in ("every", "two"):
             code, job = run(home, name)
             assert code == 0 and job["last_run"]["outcome"] == "completed", job["last_run"]
@@ -219,17 +222,17 @@ def test_snapshots_at_a_host_destination_through_ssh(bkmd, home):
                f"--tool-arg=--rsh=ssh -F {sshd.config}")  # fmt: skip
         for i in range(3):
             with open(os.path.join(source, "changing.txt"), "w") as f:
-                f.write(f"v{i}\n")
+                f.write(f"v{i}\n" * (i + 1))  # a new size: see the first test
             code, job = run(home, "r")
             assert code == 0, job["last_run"]
         kept = snapshots_in(far)
         assert len(kept) == 2 and os.readlink(os.path.join(far, "latest")) == kept[-1]
         assert len({os.stat(os.path.join(far, k, "same.bin")).st_ino for k in kept}) == 1
-        assert read(os.path.join(far, "latest", "changing.txt")) == b"v2\n"
+        assert read(os.path.join(far, "latest", "changing.txt")) == b"v2\n" * 3
         listed = json.loads(bkm(home, "snapshots", "r", "--json").stdout)
         assert [s["name"] for s in listed] == kept[::-1]
         out = bkm(home, "restore", "r", "changing.txt", "--to", os.path.join(home, "back"), "--wait")
         assert out.returncode == 0, out.stderr
-        assert read(os.path.join(home, "back", "changing.txt")) == b"v2\n"
+        assert read(os.path.join(home, "back", "changing.txt")) == b"v2\n" * 3
     finally:
         sshd.cleanup()
