@@ -468,6 +468,13 @@ def start(obj, job_refs, all_jobs, wait, dry_run, force, as_json) -> None:
                     # Subscribed first, so that not even a very short run can end unseen.
                     (now,) = client.call("events.subscribe", jobs=[ref])["jobs"]
                     if now["status"] in model.ACTIVE:
+                        doing = (client.call("job.get", job=now["job_id"]).get("last_run") or {}).get("trigger")
+                        if doing in (model.RESTORE, model.VERIFY):  # not a backup: cron must not read 0
+                            raise BkmError(
+                                f"job {now['name']!r} is {now['status']} for a {doing}: no backup can start"
+                                " until it ends",
+                                errors.CONFLICT,
+                            )
                         chosen[now["job_id"]] = {"id": now["job_id"], "name": now["name"], "status": now["status"]}
                         if not as_json:
                             note = f"job {render.safe(now['name'])} is {now['status']}: waiting for that run"

@@ -137,18 +137,20 @@ def restore(obj, job_ref, paths, into, snapshot, dry_run, wait, as_json) -> None
                 where = render.safe(params["to"])
                 echo(f"restore of job {name} into {where} {state}; follow it with: bkm watch {name}")
             return
-        final = _wait(client, started)
+        _wait(client, started)
         job = client.call("job.get", job=started["id"])
     from bkm.cli.job import _report_run
 
-    _report_run(job, final["status"], as_json)
-    if final["status"] == "completed" and not as_json:
+    # The restore's own outcome: the job's status stays what its backups made it.
+    outcome = (job.get("last_run") or {}).get("outcome") or job["status"]
+    _report_run(job, outcome, as_json)
+    if outcome == "completed" and not as_json:
         run = job.get("last_run") or {}
         echo(
             f"restored into {render.safe(params['to'])}: {render.human_bytes(run.get('bytes') or 0)}"
             f" in {render.human_duration(run.get('duration_seconds'))}"
         )
-    code = errors.exit_for([final["status"]])
+    code = errors.exit_for([outcome])
     if code:
         sys.exit(code)
 
@@ -184,11 +186,11 @@ def verify(obj, job_ref, as_json) -> None:
     with obj.client() as client:
         client.call("events.subscribe", jobs=[job_ref])
         started = client.call("job.verify", job=job_ref)
-        final = _wait(client, started)
+        _wait(client, started)
         job = client.call("job.get", job=started["id"])
     result = job.get("last_verify") or {}
     name = render.safe(job["name"])
-    if final["status"] == "paused":
+    if (job.get("last_run") or {}).get("outcome") == "paused":
         sys.stderr.write(f"bkm: error: the verify of job {name} was paused before it finished\n")
         sys.exit(errors.CONFLICT)
     if as_json:
@@ -209,7 +211,8 @@ def verify(obj, job_ref, as_json) -> None:
         sys.stderr.write(f"bkm: error: job {name}: {render.safe(error)}\n")
         if result.get("counts"):
             sys.stderr.write(
-                f"hint: the next run copies what is missing; a file that differs with the same size and time is"
-                f" copied again only by a run that compares content: bkm job edit {name} --tool-arg=--checksum\n"
+                "hint: the next backup copies what is missing; a file that differs with the same size and time"
+                " is copied again only once its copy is removed from the backup (then: bkm job start"
+                f" {name} --wait)\n"
             )
         sys.exit(errors.FAILED)

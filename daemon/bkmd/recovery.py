@@ -71,11 +71,20 @@ class TransferRecords:
         return found
 
 
+NOT_RESUMED = "not resumed by itself: a {kind} goes on when the same bkm {kind} is run again"
+
+
 def continued(job: Job) -> tuple[str, int]:
     """The trigger and attempt of a run that goes on after bkmd stopped: those it had."""
     last = job.last_run or {}
     attempt = last.get("attempt")
     return last.get("trigger") or model.MANUAL, attempt if isinstance(attempt, int) and attempt > 0 else 1
+
+
+def backup_interrupted(job: Job) -> bool:
+    """Whether the run bkmd stopped was a backup: a restore or a verify is not started again by
+    bkmd (it would need its paths and folder; a person asked for it, a person runs it again)."""
+    return (job.last_run or {}).get("trigger") not in (model.RESTORE, model.VERIFY)
 
 
 class Recovery:
@@ -123,7 +132,7 @@ class Recovery:
         for job in self.jobs.with_status(model.INTERRUPTED):
             self.recover(job, change)
             if choice == "resume":
-                self.runs.start(job, change, *continued(job))
+                self._resume(job, change)
 
     def resume_after_stop(self, change: Change) -> None:
         """Jobs a stopping bkmd paused (daemon stop, SIGTERM, a reboot) start again, when the
@@ -131,9 +140,16 @@ class Recovery:
         if not self.settings["resume_after_stop"]:
             return
         for job in self.jobs.with_status(model.PAUSED):
-            if (job.last_run or {}).get("paused_by_stop"):
-                self.runs.start(job, change, *continued(job))
+            if (job.last_run or {}).get("paused_by_stop") and self._resume(job, change):
                 change.after_save(lambda job=job: self.logs.write(job.id, RESUMING_AFTER_STOP))
+
+    def _resume(self, job: Job, change: Change) -> bool:
+        if not backup_interrupted(job):
+            kind = job.last_run["trigger"]
+            change.after_save(lambda: self.logs.write(job.id, f"{kind} {NOT_RESUMED.format(kind=kind)}", "warning"))
+            return False
+        self.runs.start(job, change, *continued(job))
+        return True
 
     def recover(self, job: Job, change: Change) -> Job:
         """Interrupted -> paused: the next start continues the run."""

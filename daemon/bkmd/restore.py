@@ -84,6 +84,10 @@ def plan(job, settings, to, paths, snapshot, run_as) -> list[str]:
             problems["snapshot"] = f"no snapshot {name} in {job.dest} (list them with: bkm snapshots {job.name})"
     if problems:
         raise ValidationFailed(problems)
+    if job.type == "rsync" and not job.source.endswith("/") and to.rstrip("/") == job.source.rstrip("/"):
+        # rsync backed up the folder itself (no trailing slash): the backup holds NAME/...,
+        # and NAME/ goes back into the folder that holds it, not into NAME/NAME/.
+        to = os.path.dirname(job.source.rstrip("/")) or "/"
     return versions.restore_argv(job, settings, clean, to, name)
 
 

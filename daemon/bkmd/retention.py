@@ -88,4 +88,8 @@ def keep(names: list[str], rules: dict, zone=None) -> tuple[list[str], list[str]
                 keep_it = True
         if keep_it:
             kept.append(name)
+    # restic: while a rule of periods (hourly ... monthly) has count left, there were fewer
+    # periods than it asks to keep, and the oldest snapshot is kept as well.
+    if snapshots and snapshots[-1] not in kept and any(counts[r] > 0 for r in RULES if r != "keep_last"):
+        kept.append(snapshots[-1])
     return kept, [n for n in snapshots if n not in kept]

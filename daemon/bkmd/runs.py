@@ -21,6 +21,7 @@ from bkm import model, schedules
 from bkmd import access, hooks, outcome, retention, validate, versions
 from bkmd.change import Change, Later
 from bkmd.engines import engine as engine_for
+from bkmd.errors import Conflict
 from bkmd.hooks import Hooks
 from bkmd.job import Job, now, run_record
 from bkmd.jobs import Jobs
@@ -28,7 +29,7 @@ from bkmd.logs import JobLogs
 from bkmd.notify import Notifier
 from bkmd.progress import Tracker
 from bkmd.queue import RunQueue
-from bkmd.recovery import TransferRecords
+from bkmd.recovery import NOT_RESUMED, TransferRecords
 from bkmd.runner import Transfer
 
 log = logging.getLogger("bkmd.runs")
@@ -60,6 +61,9 @@ class Run:
         # "backup", or a run of the backup's other uses: "restore" (``argv`` given) and "verify".
         self.kind = kind
         self.force = force  # a mirror's guard is skipped this once
+        # A restore or a verify that goes well leaves the job as its backups left it (a failed
+        # backup must not read "completed" because a restore went well).
+        self.status_before = job.status
         self.engine = engine_for(job.type)
         self.parser = self.engine.Parser()
         self.found: list[str] = []  # a verify's output lines: what differs
@@ -157,6 +161,8 @@ class Runs:
         (trigger VERIFY). ``force``: a mirror's guard is skipped this once."""
         self.jobs.check("start", job)
         kind = trigger if trigger in (model.RESTORE, model.VERIFY) else "backup"
+        if kind == model.RESTORE and argv is None:  # never a backup under a restore's name
+            raise ValueError("a restore run needs its argv")
         # Only a backup goes on from where the last one stopped (a paused restore is not one).
         last = (job.last_run or {}).get("trigger")
         resume = job.status in model.RESUMES_FROM and kind == "backup" and last not in (model.RESTORE, model.VERIFY)
@@ -166,9 +172,11 @@ class Runs:
             updates["snapshot_partial"] = name + retention.PARTIAL_SUFFIX
         waiting = self._wait_reason(job)
         if waiting is None:
+            before = job.status
             if updates:
                 job.snapshot_partial = updates["snapshot_partial"]  # the run's argv names it
             run = Run(job, resume, self.transfer_factory, self, trigger, attempt, kind, argv, force)
+            run.status_before = before
             self.jobs.set_status(
                 job, "start", model.RUNNING, change, last_run=run.record, progress=run.tracker.as_dict(), **updates
             )
@@ -183,6 +191,8 @@ class Runs:
                 queued_by["force"] = True
             if argv is not None:
                 queued_by["argv"] = list(argv)
+            if kind != "backup":
+                queued_by["before"] = job.status
             self.jobs.set_status(job, "start", model.QUEUED, change, waiting=waiting, queued_by=queued_by, **updates)
             change.after_save(lambda: self.logs.write(job.id, f"queued: {waiting}"))
         return job
@@ -214,6 +224,11 @@ class Runs:
             self.jobs.set_status(job, "pause", model.PAUSED, change)
             return job
         run = self.active[job.id]
+        if run.finishing is not None:
+            raise Conflict(
+                f"job {job.name!r} is naming its finished snapshot: cannot pause it; it completes in a moment",
+                {"status": job.status},
+            )
         run.stop(outcome.PAUSE)
 
         async def answer() -> Job:
@@ -313,7 +328,8 @@ class Runs:
         while True:
             await asyncio.sleep(self.settings["progress_interval"])
             idle = time.monotonic() - run.moved_at
-            limit = self.settings["stall_timeout"]
+            # A verify reads a big file whole before it says a word: no stall watchdog for it.
+            limit = self.settings["stall_timeout"] if run.kind != model.VERIFY else 0
             if limit and idle > limit and run.stop_reason is None:
                 self.logs.write(run.job.id, f"no progress for {limit} s: stopping the transfer", "error")
                 run.stop(outcome.STALL)
@@ -346,11 +362,11 @@ class Runs:
         job = run.job
         partial = job.snapshot_partial
         updates: dict = {}
-        renamed, problem, removed = await versions.finish_snapshot(
-            self.commands, job, self.settings, partial, self.zone()
+        name, problem, removed = await versions.finish_snapshot(
+            self.commands, job, self.settings, partial, self.zone(), self.clock
         )
+        renamed = name is not None
         if renamed:
-            name = partial[: -len(retention.PARTIAL_SUFFIX)]
             stats = {k: v for k, v in job.snapshot_stats.items() if k not in removed}
             # Every snapshot this job made has an entry (its counts when rsync stated them): the
             # next one's name must come after it.
@@ -358,7 +374,7 @@ class Runs:
             updates = {"snapshot_partial": None, "snapshot_stats": dict(sorted(stats.items())[-SNAPSHOT_STATS_MAX:])}
             gone = f"; removed by retention: {', '.join(removed)}" if removed else ""
             self.logs.write(job.id, f"snapshot {name} is complete; latest points to it{gone}")
-        if problem is not None and not renamed:
+        if problem is not None and not problem.startswith(versions.RETENTION):
             self.logs.write(job.id, problem, "error")
             verdict = outcome.Verdict(model.FAILED, error=problem, summary=f"failed: {problem}")
             record = {**record, "outcome": model.FAILED, "error": problem}
@@ -384,7 +400,13 @@ class Runs:
             updates.update(last_success_at=record["finished_at"], stale_noted=False)
         if run.verify_result is not None:
             updates["last_verify"] = run.verify_result
-        self._ended(run, record, "run ended", verdict.status, **updates)
+        status = verdict.status
+        kept = run.status_before in (model.COMPLETED, model.FAILED)
+        if not backup and kept and (status == model.COMPLETED or run.kind == model.RESTORE and status == model.FAILED):
+            # What the job's backups said still holds: a restore (done or not) or a verify that
+            # found all well says nothing new about them; its own record says how it went.
+            status = run.status_before
+        self._ended(run, record, "run ended", status, **updates)
         # After the outcome is saved; the final one (no retry follows).
         first = {model.COMPLETED: ["on_success"], model.FAILED: ["on_failure"]}.get(verdict.status, [])
         self.hooks.run_later(job, (first if backup else []) + ["after"], hooks.environment(job, record, verdict.status))
@@ -398,7 +420,8 @@ class Runs:
         hears of it: `--wait` returning means it is on disk (when it can be)."""
         job = run.job
         counts = dict(job.run_counts)
-        counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
+        if run.kind == "backup":  # bkm_job_runs_total counts backups
+            counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
         self.jobs.set_status(
             job,
             cause,
@@ -461,7 +484,7 @@ class Runs:
     def _verified(self, run: Run, code: int | None, spawn_error: str | None, verdict) -> outcome.Verdict:
         """A verify's verdict: completed when the tool compared everything and found nothing;
         failed when something differs, is missing or (mirror) extra, or the tool failed."""
-        if spawn_error is None and run.stop_reason is None and code in run.engine.VERIFY_OK:
+        if spawn_error is None and run.stop_reason is None and run.engine.verify_complete(code, list(run.lines)):
             run.verify_result = versions.verify_result(run.job, run.engine.verify_items(run.found), now())
             counts = run.verify_result["counts"]
             if run.verify_result["ok"]:
@@ -518,10 +541,17 @@ class Runs:
             trigger = queued_by["trigger"]
             kind = trigger if trigger in (model.RESTORE, model.VERIFY) else "backup"
             argv = queued_by.get("argv")
+            if kind == model.RESTORE and not isinstance(argv, list):  # never a backup in its place
+                self.jobs.set_status(job, "pause", model.PAUSED)
+                self.logs.write(job.id, f"restore {NOT_RESUMED.format(kind='restore')}", "warning")
+                started = True
+                continue
             run = Run(
                 job, resume and kind == "backup", self.transfer_factory, self, trigger, queued_by["attempt"], kind,
                 argv if isinstance(argv, list) else None, queued_by.get("force") is True,
             )  # fmt: skip
+            if queued_by.get("before") in model.STATUSES:
+                run.status_before = queued_by["before"]
             self.active[job.id] = run
             self.jobs.set_status(job, "dequeue", model.RUNNING, last_run=run.record, progress=run.tracker.as_dict())
             self._spawn(run)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shlex
 from collections.abc import Callable
 
@@ -23,6 +24,7 @@ KEEP_BYTES = 1 << 20  # of a command's output: a listing of snapshots, an error
 COMMAND_TIMEOUT = 600.0  # seconds: a rename or a listing that takes longer is stuck
 GUARD_TIMEOUT = 6 * 3600.0  # the guard lists both trees: as long as a no-op run may take
 LIST_LIMIT = 1000  # names kept of each kind of difference a verify found
+RETENTION = "retention: "  # a problem of retention only: the snapshot itself is whole
 
 
 class Commands:
@@ -153,35 +155,56 @@ async def list_snapshots(commands: Commands, job, settings) -> tuple[list[str] |
     return [line for line in out.splitlines() if line], None
 
 
-async def finish_snapshot(commands: Commands, job, settings, partial: str, zone) -> tuple[bool, str | None, list[str]]:
+async def finish_snapshot(
+    commands: Commands, job, settings, partial: str, zone, clock
+) -> tuple[str | None, str | None, list[str]]:
     """The run into ``partial`` completed: name it, point `latest` at it, apply retention.
-    (whether it has its name and `latest`; a problem or None; the snapshots removed)."""
+    (the snapshot's name once it has it, else None; a problem or None; the snapshots removed)."""
+    names, problem = await list_snapshots(commands, job, settings)
+    if names is None:
+        return None, f"snapshot: cannot list {job.dest}: {problem}", []
     name = partial[: -len(retention.PARTIAL_SUFFIX)]
-    steps = [
-        ["mv", "-T", "--", _path(job.dest, partial), _path(job.dest, name)]
-        if remote_parts(job.dest) is None
-        else ["mv", "--", _path(job.dest, partial), _path(job.dest, name)],
-        ["ln", "-sfn", "--", name, _path(job.dest, retention.LATEST)],
-    ]
-    renamed = False
+    while name in names:
+        # Taken: by a run before this one that bkmd did not live to record, or by another
+        # job writing to the same folder. This one is another snapshot: the next second's.
+        name = retention.name_for(retention.parse_name(name).timestamp() + 1)
+    latest = _path(job.dest, retention.LATEST)
+    if remote_parts(job.dest) is None:
+        # -T: into that very name, never into a folder of that name (GNU coreutils, as on
+        # every machine bkmd runs on); `latest` that is a real folder fails loudly.
+        steps = [
+            ["mv", "-T", "--", _path(job.dest, partial), _path(job.dest, name)],
+            ["ln", "-sfnT", "--", name, latest],
+        ]
+    else:  # whatever the far side's mv and ln are: the name is new; rm -f refuses a folder
+        steps = [
+            ["mv", "--", _path(job.dest, partial), _path(job.dest, name)],
+            ["rm", "-f", "--", latest],
+            ["ln", "-s", "--", name, latest],
+        ]
+    named = False
     for argv in on_destination(job, settings, steps):
         code, _, err = await commands.run(argv, job)
         if code != 0:
-            what = "point latest at it" if renamed else "give it its name"
-            return renamed, f"snapshot {name}: could not {what}: {_last_line(err) or code}", []
-        renamed = True  # the first step (or the one remote line) is done
+            what = "point latest at it" if named else "give it its name"
+            # A latest that is not moved would restore old files as the newest: no success.
+            return (name if named else None), f"snapshot {name}: could not {what}: {_last_line(err) or code}", []
+        named = True  # the first step (or the one remote line) is done
     if not job.keep:
-        return True, None, []
-    names, problem = await list_snapshots(commands, job, settings)
-    if names is None:
-        return True, f"snapshot {name} is complete, but retention could not list {job.dest}: {problem}", []
-    _, removed = retention.keep(names, {f"keep_{rule}": n for rule, n in job.keep.items()}, zone)
+        return name, None, []
+    # Only snapshots this job made: another job's in the same folder, or a folder someone put
+    # there, are not this job's to remove.
+    own = set(job.snapshot_stats) | {name}
+    mine = [n for n in {*names, name} if n in own and n != partial]
+    rules = {f"keep_{rule}": n for rule, n in job.keep.items()}
+    _, removed = retention.keep(mine, rules, zone)
+    removed = [n for n in removed if n != name]  # the one just made stays, whatever its name
     if removed:
         argv = on_destination(job, settings, [["rm", "-rf", "--", *(_path(job.dest, n) for n in removed)]])[0]
         code, _, err = await commands.run(argv, job)
         if code != 0:
-            return True, f"snapshot {name} is complete, but retention could not remove old ones: {_last_line(err)}", []
-    return True, None, removed
+            return name, f"{RETENTION}could not remove old snapshots: {_last_line(err)}", []
+    return name, None, removed
 
 
 # -- the mirror guard ----------------------------------------------------------------------
@@ -216,8 +239,17 @@ def restore_argv(job, settings, paths: list[str], into: str, snapshot: str | Non
     if job.type == "rsync":
         # SRC/./PATH with --relative: PATH keeps its folders below INTO.
         sources = [folder(root, f"./{path}").rstrip("/") for path in paths] or [folder(root, ".")]
+        if remote_parts(job.dest) is not None:
+            # The far rsync expands wildcards in the paths it is sent (even with -s): a name
+            # with [ ] * ? is meant as it is written.
+            sources = [_literal(source) for source in sources]
         return engine.argv(job, settings, sources=sources, dest=into, filters=False)
     return engine.argv(job, settings, sources=[root], dest=into, filters=False, includes=paths)
+
+
+def _literal(remote: str) -> str:
+    host, _, path = remote.partition(":")
+    return host + ":" + re.sub(r"([\\*?\[\]])", r"\\\1", path)
 
 
 def verify_target(job) -> str:

@@ -215,7 +215,7 @@ def test_snapshots_at_a_host_destination_through_ssh(bkmd, home):
     sshd = Sshd().start()
     try:
         source = os.path.join(home, "src")
-        make_tree(source, {"same.bin": 50_000, "changing.txt": 5})
+        make_tree(source, {"same.bin": 50_000, "changing.txt": 5, "a[1].txt": 7, "a1.txt": 8})
         far = os.path.join(home, "far")
         dest = f"alpha:{far}"
         create(home, "r", "rsync", source + "/", dest, "--mode", "snapshot", "--keep-last", "2",
@@ -234,5 +234,148 @@ def test_snapshots_at_a_host_destination_through_ssh(bkmd, home):
         out = bkm(home, "restore", "r", "changing.txt", "--to", os.path.join(home, "back"), "--wait")
         assert out.returncode == 0, out.stderr
         assert read(os.path.join(home, "back", "changing.txt")) == b"v2\n" * 3
+        # A name with [ ] is that name, not a pattern, on the far side too.
+        out = bkm(home, "restore", "r", "a[1].txt", "--to", os.path.join(home, "glob"), "--wait")
+        assert out.returncode == 0, out.stderr
+        assert os.listdir(os.path.join(home, "glob")) == ["a[1].txt"]
     finally:
         sshd.cleanup()
+
+
+def test_a_restore_stopped_with_bkmd_is_not_resumed_as_a_backup(home):
+    """A mirror's backup run in the restore's place would delete the backup of a lost source."""
+    import shutil
+
+    from helpers import Bkmd
+
+    daemon = Bkmd(home).start()
+    source = os.path.join(home, "src")
+    slow_tree(source)
+    dest = os.path.join(home, "mirror")
+    create(home, "m", "rsync", source + "/", dest, "--mode", "mirror", "--bwlimit", "1024")
+    assert bkm(home, "job", "edit", "m", "--bwlimit", "0").returncode == 0
+    assert run(home, "m")[0] == 0
+    assert bkm(home, "job", "edit", "m", "--bwlimit", "1024").returncode == 0
+    shutil.rmtree(source)  # the disk died: now the files must come back
+    os.makedirs(source)
+    backed_up = sorted(os.listdir(dest))
+    out = bkm(home, "restore", "m", "--to", os.path.join(home, "back"))
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: json.loads(bkm(home, "job", "show", "m", "--json").stdout)["progress"]["bytes_transferred"] > 0,
+             10, what="the restore moving")  # fmt: skip
+    assert daemon.stop() == 0  # pauses the restore, as a reboot would
+    daemon = Bkmd(home).start()  # resume_after_stop is on by default
+    job = json.loads(bkm(home, "job", "show", "m", "--json").stdout)
+    assert job["status"] == "paused" and job["last_run"]["trigger"] == "restore"
+    assert sorted(os.listdir(dest)) == backed_up  # nothing deleted
+    assert "restore not resumed by itself" in bkm(home, "logs", "m").stdout
+    # The same restore again goes on and completes.
+    assert bkm(home, "job", "edit", "m", "--bwlimit", "0").returncode == 0
+    out = bkm(home, "restore", "m", "--to", os.path.join(home, "back"), "--wait")
+    assert out.returncode == 0, out.stderr
+    assert sorted(os.listdir(os.path.join(home, "back"))) == [n for n in backed_up if n != ".rsync-partial"]
+    daemon.stop()
+
+
+def test_restores_and_verifies_are_no_backups(bkmd, home, data_dir):
+    dest = os.path.join(home, "backup")
+    create(home, "b", "rsync", data_dir + "/", dest)
+    assert run(home, "b")[0] == 0
+    os.rename(data_dir, data_dir + ".gone")  # the next backup fails
+    code, job = run(home, "b")
+    assert code == 1 and job["status"] == "failed"
+    out = bkm(home, "restore", "b", "--to", os.path.join(home, "back"), "--wait")
+    assert out.returncode == 0, out.stderr
+    job = json.loads(bkm(home, "job", "show", "b", "--json").stdout)
+    # The restore is in the history; the failed backup is still what the job's status says.
+    assert job["status"] == "failed" and job["last_run"]["trigger"] == "restore"
+    assert job["last_run"]["outcome"] == "completed"
+    metrics = bkm(home, "metrics").stdout
+    assert 'bkm_job_runs_total{job="b",outcome="completed"} 1' in metrics
+    # A cron `job start --wait` meeting a restore in progress is refused, not a silent 0.
+    slow = os.path.join(home, "slow")
+    slow_tree(slow)
+    create(home, "s", "rsync", slow + "/", os.path.join(home, "sb"))
+    assert run(home, "s")[0] == 0
+    assert bkm(home, "job", "edit", "s", "--bwlimit", "512").returncode == 0
+    assert bkm(home, "restore", "s", "--to", os.path.join(home, "sback")).returncode == 0
+    out = bkm(home, "job", "start", "s", "--wait")
+    assert out.returncode == 5 and "is running for a restore: no backup can start until it ends" in out.stderr
+    assert bkm(home, "job", "pause", "s").returncode == 0
+
+
+def test_retention_removes_only_this_jobs_snapshots(bkmd, home):
+    source = os.path.join(home, "src")
+    make_tree(source, {"a.txt": 10})
+    dest = os.path.join(home, "shared")
+    create(home, "one", "rsync", source + "/", dest, "--mode", "snapshot")
+    create(home, "two", "rsync", source + "/", dest, "--mode", "snapshot", "--keep-last", "1")
+    assert run(home, "one")[0] == 0 and run(home, "one")[0] == 0
+    ones = snapshots_in(dest)
+    os.makedirs(os.path.join(dest, "2099-01-01T000000Z"))  # a folder from a clock gone wrong
+    for _ in range(2):
+        code, job = run(home, "two")
+        assert code == 0, job["last_run"]
+    left = snapshots_in(dest)
+    assert set(ones) <= set(left) and "2099-01-01T000000Z" in left  # not two's to remove
+    twos = [n for n in left if n not in ones and not n.startswith("2099")]
+    assert len(twos) == 1 and os.readlink(os.path.join(dest, "latest")) == twos[0]  # its newest, kept
+
+
+def test_a_snapshot_whose_name_was_taken_gets_the_next_and_a_real_latest_folder_fails(home):
+    """bkmd stopped after a snapshot was named but before it saved so: the next run must not
+    fail forever on `mv` (it takes the next name)."""
+    import yaml
+    from helpers import Bkmd
+
+    daemon = Bkmd(home).start()
+    source = os.path.join(home, "src")
+    make_tree(source, {"a.txt": 10})
+    dest = os.path.join(home, "snaps")
+    create(home, "s", "rsync", source + "/", dest, "--mode", "snapshot")
+    assert run(home, "s")[0] == 0
+    (first,) = snapshots_in(dest)
+    assert daemon.stop() == 0
+    store = os.path.join(home, "jobs.yaml")
+    with open(store) as f:
+        data = yaml.safe_load(f)
+    data["jobs"][0]["snapshot_partial"] = first + ".partial"  # as if the save had not happened
+    with open(store, "w") as f:
+        yaml.safe_dump(data, f)
+    daemon = Bkmd(home).start()
+    code, job = run(home, "s")
+    assert code == 0, job["last_run"]
+    folders = snapshots_in(dest)
+    assert len(folders) == 2 and folders[0] == first and os.readlink(os.path.join(dest, "latest")) == folders[1]
+    # A `latest` that is a real folder (a copy job made a snapshot job) is not silently kept.
+    os.remove(os.path.join(dest, "latest"))
+    os.makedirs(os.path.join(dest, "latest"))
+    code, job = run(home, "s")
+    assert code == 1 and "could not point latest at it" in job["last_run"]["error"]
+    daemon.stop()
+
+
+def test_restore_over_a_source_given_without_its_slash_and_dry_run_of_a_snapshot_job(bkmd, home):
+    photos = os.path.join(home, "Photos")
+    make_tree(photos, {"p1.jpg": 1000})
+    create(home, "ph", "rsync", photos, os.path.join(home, "bk"))  # no slash: the folder itself
+    assert run(home, "ph")[0] == 0
+    os.remove(os.path.join(photos, "p1.jpg"))
+    out = bkm(home, "restore", "ph", "--to", photos, "--wait")
+    assert out.returncode == 0, out.stderr
+    assert os.listdir(photos) == ["p1.jpg"]  # back where it was, not in Photos/Photos/
+    create(home, "sn", "rsync", photos + "/", os.path.join(home, "sn"), "--mode", "snapshot")
+    assert run(home, "sn")[0] == 0
+    counted = json.loads(bkm(home, "job", "start", "sn", "--dry-run", "--json").stdout)
+    assert counted == {"files": 0, "bytes": 0}  # against latest, not against the snapshots' folder
+
+
+def test_verify_that_could_not_compare_is_no_success(bkmd, home):
+    source = os.path.join(home, "src")
+    make_tree(source, {"a.bin": 1000})
+    create(home, "rv", "rclone", source, os.path.join(home, "backup"), "--tool-arg=--create-empty-src-dirs")
+    assert run(home, "rv")[0] == 0
+    out = bkm(home, "verify", "rv", "--json")  # rclone check refuses that flag: exit 1, no comparison
+    assert out.returncode == 1
+    found = json.loads(out.stdout)
+    assert found["ok"] is False and found["counts"] is None and found["error"]

@@ -62,8 +62,22 @@ def test_weeks_are_iso_weeks_and_months_calendar_months():
 def test_days_are_counted_in_the_settings_zone():
     # 23:30 UTC on the 1st is already the 2nd in Berlin: two runs, one Berlin day.
     all_ = names("2026-01-01T23:30:00+00:00", "2026-01-02T08:00:00+00:00")
-    assert len(keep(all_, {"keep_daily": 5})[0]) == 2  # UTC: two days
-    assert keep(all_, {"keep_daily": 5}, ZoneInfo("Europe/Berlin"))[0] == ["2026-01-02T080000Z"]
+    assert keep(all_, {"keep_daily": 1})[0] == ["2026-01-02T080000Z"]  # UTC: two days, the newer one
+    # Berlin: one day, whose newest is the 08:00 run; restic keeps the oldest as well while
+    # the rule has periods left, so keep_daily 1 (used up) shows the zone.
+    assert keep(all_, {"keep_daily": 1}, ZoneInfo("Europe/Berlin"))[0] == ["2026-01-02T080000Z"]
+    assert keep(all_, {"keep_hourly": 1}, ZoneInfo("Europe/Berlin"))[0] == ["2026-01-02T080000Z"]
+
+
+def test_the_oldest_stays_while_a_period_rule_has_periods_left_as_in_restic():
+    # restic forget: "If there are not enough snapshots to keep one for each duration related
+    # --keep-* option, the oldest snapshot in the group is kept additionally."
+    day = names("2026-01-01T08:00:00+00:00", "2026-01-01T20:00:00+00:00")
+    assert keep(day, {"keep_daily": 7})[0] == ["2026-01-01T200000Z", "2026-01-01T080000Z"]
+    january = names("2026-01-01T00:00:00+00:00", "2026-01-10T00:00:00+00:00", "2026-01-20T00:00:00+00:00")
+    assert keep(january, {"keep_monthly": 3})[0] == ["2026-01-20T000000Z", "2026-01-01T000000Z"]
+    assert keep(january, {"keep_last": 5})[0] == sorted(january, reverse=True)  # keep_last: no such rule
+    assert keep(january, {"keep_last": 1})[0] == ["2026-01-20T000000Z"]
 
 
 def test_the_newest_always_stays():

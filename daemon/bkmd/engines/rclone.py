@@ -108,7 +108,16 @@ def dry_run_argv(job, settings) -> list[str]:
 DRY_RUN_OK = frozenset({0})
 # rclone check: 0 the same, 1 differences found; both are answers.
 GUARD_OK = frozenset({0, 1})
-VERIFY_OK = GUARD_OK
+DIFFERENCES = re.compile(r"\b\d+ differences? found\b")
+
+
+def verify_complete(code: int | None, lines: list[str]) -> bool:
+    """Whether rclone check compared everything: exit 0, or exit 1 whose last error is the
+    differences it found (exit 1 is also a bad flag, a missing remote, a refused token)."""
+    if code == 0:
+        return True
+    errors = [line for line in lines if "Failed to check" in line or line.startswith("error:")]
+    return code == 1 and bool(errors) and bool(DIFFERENCES.search(errors[-1]))
 
 
 def guard_argv(job, settings) -> list[str]:

@@ -166,13 +166,19 @@ def dry_run_argv(job, settings) -> list[str]:
     args = [settings["rsync_path"], "-a", "-n", "--stats", "--no-h", "-s"]
     args += [f"--exclude={pattern}" for pattern in job.excludes]
     args += list(settings["rsync_args"]) + list(job.tool_args)  # this job's own last: they can override
-    return args + ["--", job.source, job.dest]
+    # A snapshot's run sends what its latest snapshot does not have.
+    dest = job.dest.rstrip("/") + "/latest/" if getattr(job, "mode", "copy") == "snapshot" else job.dest
+    return args + ["--", job.source, dest]
 
 
 # A dry run that counted what it would send: 24 is a file that vanished while it looked.
 DRY_RUN_OK = frozenset({0, 24})
 GUARD_OK = DRY_RUN_OK
-VERIFY_OK = DRY_RUN_OK  # it compared everything (24: a source file vanished meanwhile)
+
+
+def verify_complete(code: int | None, lines: list[str]) -> bool:
+    """Whether rsync compared everything (24: a source file vanished meanwhile)."""
+    return code in DRY_RUN_OK
 
 
 def guard_argv(job, settings) -> list[str]:
@@ -228,7 +234,8 @@ def verify_argv(job, settings, dest: str, extra: bool) -> list[str]:
     args += ["--no-h", "--outbuf=L", "-s"]
     if extra:
         args.append("--delete")
-    args += [f"--exclude={pattern}" for pattern in job.excludes]
+    # What an interrupted run keeps for the next one is no difference of the backup's.
+    args += [f"--exclude={PARTIAL_DIR}/"] + [f"--exclude={pattern}" for pattern in job.excludes]
     args += list(settings["rsync_args"]) + list(job.tool_args)
     return args + ["--", job.source, dest]
 
