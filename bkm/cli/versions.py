@@ -20,7 +20,8 @@ SHOWN_NAMES = 20  # of each kind of difference, on a terminal; --json and the lo
 @json_option("One array of objects, newest first: name, time, partial, latest, files, bytes, new_bytes.")
 @click.pass_obj
 def snapshots(obj, job_ref, as_json) -> None:
-    """A snapshot job's snapshots, newest first: time (local), files, size, and NEW: the bytes it
+    """A snapshot job's snapshots, newest first (an unfinished one, which the next run goes on
+    writing, above them): time (local), files, size, and NEW: the bytes it
     holds that the snapshot before it did not (written anew, not hard-linked), as counted when it
     was made; "-" when unknown (made by hand or before bkm kept count)."""
     from bkm import render
@@ -41,7 +42,7 @@ def snapshots(obj, job_ref, as_json) -> None:
         (
             render.safe(s["name"]),
             render.local_stamp(s["time"]),
-            "in progress" if s["partial"] else ("latest" if s["latest"] else ""),
+            "unfinished" if s["partial"] else ("latest" if s["latest"] else ""),
             "-" if s["files"] is None else s["files"],
             size(s["bytes"]),
             size(s["new_bytes"]),
@@ -79,8 +80,8 @@ def _snapshot(value: str | None) -> str | None:
     "into",
     metavar="DIR",
     required=True,
-    help="The folder to restore into (made if missing); never inside the backup; the backed-up source only"
-    " when DIR names it exactly.",
+    help="The folder to restore into (made if missing, in a folder that exists); never inside the backup; the"
+    " backed-up source only when DIR names it exactly.",
 )
 @click.option(
     "--snapshot",

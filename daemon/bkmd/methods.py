@@ -160,6 +160,9 @@ def build(daemon: Daemon) -> Registry:
         given = {k: v for k, v in _fields(changes, model.EDITABLE).items() if v is not None or k in model.NULLABLE}
         if not given:
             raise ValidationFailed({"job": f"nothing to change: give at least one of {', '.join(model.EDITABLE)}"})
+        if given.get("mode") not in (None, "snapshot") and "keep" not in given:
+            # Retention rules mean nothing outside snapshot mode: they go with it.
+            given["keep"] = dict.fromkeys(target.keep, 0)
         run_as = access.run_as(target.owner)
         clean, problems = validate.check_fields(
             given, creating=False, settings=settings, run_as=run_as, current=target.spec

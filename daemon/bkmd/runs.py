@@ -226,7 +226,7 @@ class Runs:
         run = self.active[job.id]
         if run.finishing is not None:
             raise Conflict(
-                f"job {job.name!r} is naming its finished snapshot: cannot pause it; it completes in a moment",
+                f"job {job.name!r} is naming its finished snapshot (and removing old ones): cannot pause it now",
                 {"status": job.status},
             )
         run.stop(outcome.PAUSE)

@@ -36,6 +36,12 @@ RETRY_CAP = 3600  # the longest wait before a retry (bkmd.runs)
 BUSY = frozenset({model.RUNNING, model.QUEUED, model.PAUSED})
 
 
+def _paused_aside(job: Job) -> bool:
+    """A job paused in a restore or a verify: its backups are due all the same (the restore
+    goes on when a person runs it again)."""
+    return job.status == model.PAUSED and (job.last_run or {}).get("trigger") in (model.RESTORE, model.VERIFY)
+
+
 class Scheduler:
     def __init__(
         self,
@@ -222,7 +228,7 @@ class Scheduler:
     def _due(self, job: Job, trigger: str) -> None:
         if trigger == model.CATCH_UP and not self.settings["catch_up"]:
             self.skip(job, "missed while bkmd was not running or the machine slept (catch_up is off)", trigger)
-        elif job.status in BUSY:
+        elif job.status in BUSY and not _paused_aside(job):
             self.skip(job, f"still {job.status}", trigger)
         else:
             self.start(job, trigger)

@@ -25,6 +25,8 @@ COMMAND_TIMEOUT = 600.0  # seconds: a rename or a listing that takes longer is s
 GUARD_TIMEOUT = 6 * 3600.0  # the guard lists both trees: as long as a no-op run may take
 LIST_LIMIT = 1000  # names kept of each kind of difference a verify found
 RETENTION = "retention: "  # a problem of retention only: the snapshot itself is whole
+DELETING = ".deleting"  # a snapshot being removed by retention
+RETENTION_TIMEOUT = 6 * 3600.0  # removing a snapshot of millions of files takes a while
 
 
 class Commands:
@@ -92,7 +94,7 @@ def remote_parts(dest: str) -> tuple[str, str] | None:
     if not model.is_remote(dest):
         return None
     host, _, path = dest.partition(":")
-    return host, path.rstrip("/") or "."
+    return host, path.rstrip("/") or ("/" if path.startswith("/") else ".")
 
 
 def folder(dest: str, name: str) -> str:
@@ -199,9 +201,19 @@ async def finish_snapshot(
     rules = {f"keep_{rule}": n for rule, n in job.keep.items()}
     _, removed = retention.keep(mine, rules, zone)
     removed = [n for n in removed if n != name]  # the one just made stays, whatever its name
-    if removed:
-        argv = on_destination(job, settings, [["rm", "-rf", "--", *(_path(job.dest, n) for n in removed)]])[0]
-        code, _, err = await commands.run(argv, job)
+    # Renamed first, so that a removal cut short (a huge tree, a stop) never leaves a part of
+    # a snapshot that still has a snapshot's name; the leftovers of one are removed next time.
+    leftovers = [n for n in names if n.endswith(DELETING) and retention.parse_name(n[: -len(DELETING)])]
+    doomed = [n + DELETING for n in removed] + leftovers
+    if doomed:
+        renames = [["mv", "--", _path(job.dest, n), _path(job.dest, n + DELETING)] for n in removed]
+        steps = renames + [["rm", "-rf", "--", *(_path(job.dest, n) for n in doomed)]]
+        argv = on_destination(job, settings, steps)
+        code, err = 0, ""
+        for command in argv:
+            code, _, err = await commands.run(command, job, RETENTION_TIMEOUT)
+            if code != 0:
+                break
         if code != 0:
             return name, f"{RETENTION}could not remove old snapshots: {_last_line(err)}", []
     return name, None, removed

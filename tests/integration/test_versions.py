@@ -203,6 +203,9 @@ def test_modes_are_checked_with_the_other_fields(bkmd, home, data_dir):
     create(home, "x", "rsync", data_dir + "/", dest, "--mode", "snapshot", "--keep-last", "3", "--keep-daily", "7")
     out = bkm(home, "job", "edit", "x", "--keep-daily", "0", "--keep-weekly", "4", "--json")
     assert out.returncode == 0 and json.loads(out.stdout)["keep"] == {"last": 3, "weekly": 4}
+    out = bkm(home, "job", "edit", "x", "--mode", "copy", "--json")  # the rules go with snapshot mode
+    assert out.returncode == 0 and json.loads(out.stdout)["keep"] == {}
+    assert bkm(home, "job", "edit", "x", "--mode", "snapshot", "--keep-last", "3").returncode == 0
     out = bkm(home, "snapshots", "x", "--json")
     assert out.returncode == 0 and json.loads(out.stdout) == []
     out = bkm(home, "job", "create", "c", "--type", "rsync", "--source", data_dir + "/", "--dest", dest + "2")

@@ -154,6 +154,15 @@ def test_a_due_run_of_a_busy_job_is_skipped_and_recorded(status):
     assert world.skipped == [("j0", f"still {status}")] * 2
 
 
+@pytest.mark.parametrize("trigger", [model.RESTORE, model.VERIFY])
+def test_a_job_paused_in_a_restore_or_a_verify_still_gets_its_backups(trigger):
+    world = World(at(2026, 11, 29, 12), "@every 1m")
+    world.jobs[0].status = model.PAUSED
+    world.jobs[0].last_run = {"trigger": trigger, "outcome": "paused"}
+    world.run_until(at(2026, 11, 29, 12, 1, 30))
+    assert world.skipped == [] and [(n, t) for n, t, _ in world.started] == [("j0", "schedule")]
+
+
 def test_a_paused_schedule_starts_nothing_and_a_pause_for_a_while_ends_by_itself():
     world = World(at(2026, 11, 29, 12), "@every 10m")
     job = world.jobs[0]
