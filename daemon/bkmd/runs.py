@@ -452,6 +452,11 @@ class Runs:
         )
         if run.kind == model.VERIFY and verdict.status != model.PAUSED:
             verdict = self._verified(run, code, spawn_error, verdict)
+        asked = [a.split("=", 1)[1] for a in run.argv if a.startswith("--include=") and not a.endswith("/**")]
+        if run.kind == model.RESTORE and verdict.status == model.COMPLETED and asked and not run.parser.files_seen:
+            # rclone finds nothing to copy where rsync fails (exit 23): say so, as rsync does.
+            error = f"nothing in the backup matches {', '.join(p.removeprefix('/') for p in asked)}"
+            verdict = outcome.Verdict(model.FAILED, error=error, summary=f"failed: {error}")
         tracker = run.tracker
         if verdict.status == model.COMPLETED:
             tracker.complete(run.parser.total_exact)

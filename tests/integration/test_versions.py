@@ -382,3 +382,15 @@ def test_verify_that_could_not_compare_is_no_success(bkmd, home):
     assert out.returncode == 1
     found = json.loads(out.stdout)
     assert found["ok"] is False and found["counts"] is None and found["error"]
+
+
+def test_an_rclone_restore_of_a_path_that_is_not_there_fails_as_rsyncs_does(bkmd, home):
+    source = os.path.join(home, "src")
+    make_tree(source, {"x.txt": 10, "sub dir/y*.txt": 20})
+    create(home, "c", "rclone", source, os.path.join(home, "backup"))
+    assert run(home, "c")[0] == 0
+    out = bkm(home, "restore", "c", "nosuch.txt", "--to", os.path.join(home, "r1"), "--wait")
+    assert out.returncode == 1 and "nothing in the backup matches nosuch.txt" in out.stderr
+    out = bkm(home, "restore", "c", "sub dir/y*.txt", "--to", os.path.join(home, "r2"), "--wait")
+    assert out.returncode == 0, out.stderr
+    assert os.listdir(os.path.join(home, "r2", "sub dir")) == ["y*.txt"]

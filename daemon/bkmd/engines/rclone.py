@@ -201,6 +201,7 @@ class Parser:
         self.sent_exact: int | None = None  # its stats' bytes are exact already
         self.files_exact: int | None = None  # rclone states no count of the files in scope
         self.cause: tuple[int, str] | None = None  # (rank, message): the most specific error
+        self.files_seen = 0  # files the run copied or found already there (its stats' transfers + checks)
         self._last: Sample | None = None
 
     def feed(self, stream: str, data: bytes) -> tuple[list[Sample], list[str]]:
@@ -254,6 +255,8 @@ class Parser:
             self.cause = (rank, message)
 
     def _sample(self, stats: dict) -> Sample:
+        seen = int(stats.get("transfers") or 0) + int(stats.get("checks") or 0)
+        self.files_seen = max(self.files_seen, seen)
         done = int(stats.get("bytes") or 0)
         total = int(stats.get("totalBytes") or 0)
         if stats.get("lastError"):
