@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable
 
-from bkmd import access
+from bkmd.commands import Captured, owned_transfer
 from bkmd.engines import engine as engine_for
 from bkmd.errors import Unavailable
 from bkmd.job import Job
 from bkmd.runner import Transfer
 
-KEEP_BYTES = 1 << 20  # of each stream, the end (the statistics come last; -v lists every file)
 ERROR_CHARS = 300
 TIMEOUT = 3600  # seconds: a dry run only lists; one that takes longer is stuck (a hung remote)
 LOOK_SECONDS = 0.5  # how often a dry run looks whether whoever asked is still there
@@ -54,28 +52,8 @@ async def dry_run(job: Job, settings, runs: DryRuns, gone: Callable[[], bool], a
     """{"files": N, "bytes": N} a run would send now; DryRunFailed with the tool's error."""
     engine = engine_for(job.type)
     argv = argv or engine.dry_run_argv(job, settings)
-    run_as = access.run_as(job.owner)
-    env = engine.environment(dict(os.environ))
-    kept = {"out": bytearray(), "err": bytearray()}
-    ended: dict = {}
-
-    def output(stream: str, data: bytes) -> None:
-        buffer = kept[stream]
-        buffer += data
-        if len(buffer) > KEEP_BYTES:
-            del buffer[: len(buffer) - KEEP_BYTES]
-
-    def exited(code: int | None, error: str | None) -> None:
-        ended.update(code=code, error=error)
-
-    transfer = runs.transfer_factory(
-        argv,
-        run_as.environment(env) if run_as else env,
-        on_started=lambda pid, start: None,
-        on_output=output,
-        on_exit=exited,
-        run_as=run_as,
-    )
+    captured = Captured()
+    transfer = owned_transfer(runs.transfer_factory, argv, job, captured)
     runs.running.add(transfer)
     began = time.monotonic()
     stopped = None
@@ -96,10 +74,9 @@ async def dry_run(job: Job, settings, runs: DryRuns, gone: Callable[[], bool], a
         runs.running.discard(transfer)
     if stopped is not None:
         raise DryRunFailed(f"the dry run of job {job.name!r} was stopped: {stopped}", {"job": job.name})
-    out, err = (kept[s].decode("utf-8", "replace") for s in ("out", "err"))
-    code = ended.get("code")
-    if ended.get("error"):
-        raise DryRunFailed(f"the dry run of job {job.name!r} failed: {ended['error']}", {"job": job.name})
+    out, err, code = captured.text("out"), captured.text("err"), captured.code
+    if captured.error:
+        raise DryRunFailed(f"the dry run of job {job.name!r} failed: {captured.error}", {"job": job.name})
     counts = engine.dry_run_counts(out, err)
     if counts is None or code not in engine.DRY_RUN_OK:
         detail = _cause(engine, err) or f"exit code {code}"

@@ -13,6 +13,7 @@ import posixpath
 
 from bkm import model
 from bkmd import retention, validate, versions
+from bkmd.commands import Commands
 from bkmd.errors import InvalidParams, ValidationFailed
 
 PATHS_MAX = 1000
@@ -103,7 +104,7 @@ def dry(job, argv: list[str]) -> list[str]:
     return [argv[0], "-n" if job.type == "rsync" else "--dry-run", *argv[1:]]
 
 
-async def snapshots(commands: versions.Commands, job, settings) -> list[dict]:
+async def snapshots(commands: Commands, job, settings) -> list[dict]:
     """The snapshots in the job's destination, newest first (one being written first)."""
     if job.mode != "snapshot":
         raise ValidationFailed({"job": f"job {job.name!r} is in {job.mode} mode: it keeps no snapshots"})

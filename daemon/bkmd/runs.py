@@ -20,6 +20,7 @@ from collections.abc import Callable
 from bkm import model, schedules
 from bkmd import access, hooks, outcome, retention, validate, versions
 from bkmd.change import Change, Later
+from bkmd.commands import Commands
 from bkmd.engines import engine as engine_for
 from bkmd.errors import Conflict
 from bkmd.hooks import Hooks
@@ -142,7 +143,7 @@ class Runs:
         self.retry_planned: Callable[[], None] = lambda: None  # the scheduler watches retry_at
         self.hooks = Hooks(logs, settings, records, transfer_factory)
         self.notifier = Notifier(logs, settings)
-        self.commands = versions.Commands(transfer_factory)
+        self.commands = Commands(transfer_factory)
         self.zone: Callable[[], object] = lambda: None  # the settings' time zone (retention's days)
         self.clock = time.time  # retry_at is wall-clock time: a retry survives a restart
 

@@ -9,81 +9,21 @@ word quoted for the far side's shell.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
-from collections.abc import Callable
 
 from bkm import model
-from bkmd import access, retention
+from bkmd import retention
+from bkmd.commands import Commands
 from bkmd.engines import engine as engine_for
-from bkmd.runner import Transfer
 
-KEEP_BYTES = 1 << 20  # of a command's output: a listing of snapshots, an error
 COMMAND_TIMEOUT = 600.0  # seconds: a rename or a listing that takes longer is stuck
 GUARD_TIMEOUT = 6 * 3600.0  # the guard lists both trees: as long as a no-op run may take
 LIST_LIMIT = 1000  # names kept of each kind of difference a verify found
 RETENTION = "retention: "  # a problem of retention only: the snapshot itself is whole
 DELETING = ".deleting"  # a snapshot being removed by retention
 RETENTION_TIMEOUT = 6 * 3600.0  # removing a snapshot of millions of files takes a while
-
-
-class Commands:
-    """The short commands in progress (stopped when bkmd stops)."""
-
-    def __init__(self, transfer_factory: Callable[..., Transfer] = Transfer) -> None:
-        self.transfer_factory = transfer_factory
-        self.running: dict[Transfer, str] = {}  # and the id of the job each is for
-
-    async def run(self, argv: list[str], job, timeout: float = COMMAND_TIMEOUT) -> tuple[int | None, str, str]:
-        """(exit code or None, stdout, stderr) of ``argv`` run as the job's owner; None with
-        the reason as stderr when it could not start or took longer than ``timeout``."""
-        run_as = access.run_as(job.owner)
-        env = engine_for(job.type).environment(dict(os.environ))
-        kept = {"out": bytearray(), "err": bytearray()}
-        ended: dict = {}
-
-        def output(stream: str, data: bytes) -> None:
-            buffer = kept[stream]
-            buffer += data
-            if len(buffer) > KEEP_BYTES:
-                del buffer[: len(buffer) - KEEP_BYTES]
-
-        transfer = self.transfer_factory(
-            argv,
-            run_as.environment(env) if run_as else env,
-            on_started=lambda pid, start: None,
-            on_output=output,
-            on_exit=lambda code, error: ended.update(code=code, error=error),
-            run_as=run_as,
-        )
-        self.running[transfer] = job.id
-        try:
-            transfer.start()
-            try:
-                await asyncio.wait_for(transfer.done.wait(), timeout)
-            except asyncio.TimeoutError:  # noqa: UP041 (TimeoutError itself only from Python 3.11)
-                transfer.request_stop(5.0)
-                await transfer.done.wait()
-                return None, "", f"{argv[0]} took longer than {timeout:.0f} s: stopped"
-        finally:
-            self.running.pop(transfer, None)
-        out, err = (kept[s].decode("utf-8", "replace") for s in ("out", "err"))
-        if ended.get("error"):
-            return None, out, ended["error"]
-        return ended.get("code"), out, err
-
-    def stop_job(self, job_id: str) -> None:
-        for transfer, owner in list(self.running.items()):
-            if owner == job_id:
-                transfer.request_stop(5.0)
-
-    async def stop_all(self) -> None:
-        running = list(self.running)
-        for transfer in running:
-            transfer.request_stop(5.0)
-        await asyncio.gather(*(transfer.done.wait() for transfer in running))
 
 
 # -- where things are ----------------------------------------------------------------------
