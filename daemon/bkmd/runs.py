@@ -453,8 +453,14 @@ class Runs:
         )
         if run.kind == model.VERIFY and verdict.status != model.PAUSED:
             verdict = self._verified(run, code, spawn_error, verdict)
-        asked = [a.split("=", 1)[1] for a in run.argv if a.startswith("--include=") and not a.endswith("/**")]
-        if run.kind == model.RESTORE and verdict.status == model.COMPLETED and asked and not run.parser.files_seen:
+        theirs = {*job.tool_args, *self.settings["rclone_args"]}  # includes of a person's own
+        asked = [
+            a.split("=", 1)[1]
+            for a in run.argv
+            if a.startswith("--include=") and not a.endswith("/**") and a not in theirs
+        ]
+        seen = getattr(run.parser, "files_seen", None)  # rclone's; rsync fails by itself (exit 23)
+        if run.kind == model.RESTORE and verdict.status == model.COMPLETED and asked and seen == 0:
             # rclone finds nothing to copy where rsync fails (exit 23): say so, as rsync does.
             error = f"nothing in the backup matches {', '.join(p.removeprefix('/') for p in asked)}"
             verdict = outcome.Verdict(model.FAILED, error=error, summary=f"failed: {error}")
