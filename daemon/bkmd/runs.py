@@ -363,9 +363,13 @@ class Runs:
         job = run.job
         partial = job.snapshot_partial
         updates: dict = {}
-        name, problem, removed = await versions.finish_snapshot(
-            self.commands, job, self.settings, partial, self.zone(), self.clock
-        )
+        try:
+            name, problem, removed = await versions.finish_snapshot(
+                self.commands, job, self.settings, partial, self.zone(), self.clock
+            )
+        except Exception as e:  # noqa: BLE001 - the run must end, whatever went wrong here
+            log.exception("job %r: finishing snapshot %s", job.name, partial)
+            name, problem, removed = None, f"snapshot: could not finish it: {e}", []
         renamed = name is not None
         if renamed:
             stats = {k: v for k, v in job.snapshot_stats.items() if k not in removed}

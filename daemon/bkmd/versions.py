@@ -61,7 +61,11 @@ def remote_shell(job, settings) -> list[str]:
             shell = args[i + 1]
         elif arg.startswith("-e") and not arg.startswith("--"):
             shell = arg[2:]
-    return shlex.split(shell or os.environ.get("RSYNC_RSH") or "ssh")
+    shell = shell or os.environ.get("RSYNC_RSH") or "ssh"
+    try:
+        return shlex.split(shell)
+    except ValueError:  # rsync splits it its own way; quotes we cannot read: plain words
+        return shell.split()
 
 
 def on_destination(job, settings, commands: list[list[str]]) -> list[list[str]]:
