@@ -233,6 +233,10 @@ class Field:
     def required(self) -> bool:
         return self.default is None and self.default_setting is None and not self.nullable
 
+    def default_value(self, settings) -> object:
+        """What the field is when it is not given: its setting's value, or its own default."""
+        return fresh(settings[self.default_setting] if self.default_setting else self.default)
+
 
 RETRIES_MAX = 10
 RETRY_WAIT_MAX = 3600  # the waits double up to an hour: a first wait longer than that never happens

@@ -160,8 +160,7 @@ def desired(given: dict, settings) -> tuple[dict, dict]:
     for spec in model.JOB_FIELDS:
         value = given.get(spec.name)
         if value is None and not spec.required:
-            default = settings[spec.default_setting] if spec.default_setting else spec.default
-            values[spec.name] = model.fresh(default)
+            values[spec.name] = spec.default_value(settings)
             continue
         parsed, problem = spec.parse(value)
         if problem:

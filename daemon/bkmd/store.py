@@ -168,8 +168,7 @@ def _complete(job: dict) -> None:
     for field in model.JOB_FIELDS:
         if field.name not in job and not field.required:
             # A field added after the entry was written takes its built-in default.
-            default = settings_schema.DEFAULTS[field.default_setting] if field.default_setting else field.default
-            job[field.name] = model.fresh(default)
+            job[field.name] = field.default_value(settings_schema.DEFAULTS)
     for key in ("created_at", "updated_at"):
         job[key] = _stamp(job.get(key, job.get("created_at", now)))
     for key in ("next_run_at", "retry_at", "schedule_paused_until"):  # a YAML timestamp by hand

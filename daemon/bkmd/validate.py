@@ -132,8 +132,7 @@ def check_fields(
             continue
         if value is None and not (creating and field.required):
             if creating:
-                default = settings[field.default_setting] if field.default_setting else field.default
-                clean[field.name] = model.fresh(default)
+                clean[field.name] = field.default_value(settings)
             continue
         parsed, problem = field.parse(value)
         if problem:
