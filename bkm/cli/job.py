@@ -527,18 +527,23 @@ def start(obj, job_refs, all_jobs, wait, dry_run, force, as_json) -> None:
 
 
 def _dry_run(obj, job_ref: str, as_json: bool) -> None:
-    from bkm import render
-
     # A dry run reads the whole tree (and, for a remote, asks it): no answer time to bound.
     with obj.client(timeout=None) as client:
         counted = client.call("job.dry_run", job=job_ref)
+    say_counted(counted, as_json, "a run now would send", "; nothing was changed")
+
+
+def say_counted(counted: dict, as_json: bool, would: str, after: str) -> None:
+    """A dry run's count: {"files", "bytes"} as JSON, or one sentence ("a run now would send ...")."""
+    from bkm import render
+
     if as_json:
         print_json({"files": counted["files"], "bytes": counted["bytes"]})
         return
     files = counted["files"]
     echo(
-        f"job {render.safe(counted['job'])}: a run now would send {files} file{'s' if files != 1 else ''},"
-        f" {render.human_bytes(counted['bytes'])} ({counted['bytes']} bytes); nothing was changed"
+        f"job {render.safe(counted['job'])}: {would} {files} file{'s' if files != 1 else ''},"
+        f" {render.human_bytes(counted['bytes'])} ({counted['bytes']} bytes){after}"
     )
 
 

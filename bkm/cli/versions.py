@@ -113,17 +113,12 @@ def restore(obj, job_ref, paths, into, snapshot, dry_run, wait, as_json) -> None
     if dry_run:
         if wait:
             raise BkmError("--dry-run and --wait cannot be used together", errors.USAGE, "a dry run always waits")
+        from bkm.cli.job import say_counted
+
         with obj.client(timeout=None) as client:
             counted = client.call("job.restore_dry_run", **params)
-        if as_json:
-            print_json({"files": counted["files"], "bytes": counted["bytes"]})
-            return
-        files = counted["files"]
-        echo(
-            f"job {render.safe(counted['job'])}: a restore now would copy {files} file{'s' if files != 1 else ''},"
-            f" {render.human_bytes(counted['bytes'])} ({counted['bytes']} bytes) into {render.safe(params['to'])};"
-            " nothing was written"
-        )
+        where = render.safe(params["to"])
+        say_counted(counted, as_json, "a restore now would copy", f" into {where}; nothing was written")
         return
     with obj.client() as client:
         if wait:
