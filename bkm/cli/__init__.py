@@ -9,11 +9,41 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-
-import click
+import types
 
 from bkm import __version__
 from bkm.errors import INTERRUPTED, USAGE, BkmError
+
+
+class _DeferredInspect(types.ModuleType):
+    """The standard module `inspect`, imported on first use of one of its names.
+
+    click imports inspect at start-up (with ast, dis and tokenize: about a sixth of `bkm job
+    show`'s time, bench/cli_startup.py) to clean each option's help text and, later, to render
+    help. importlib's LazyLoader cannot defer it: `import inspect` itself reads the module's
+    __spec__, which loads it (Python 3.11)."""
+
+    @staticmethod
+    def cleandoc(doc: str) -> str:
+        # What inspect.cleandoc makes of one line, the shape of every option's help
+        # (tests/unit/test_cli_rules.py compares the two); anything else goes to inspect.
+        if "\n" not in doc:
+            return doc.expandtabs().lstrip()
+        return _DeferredInspect.__getattr__(sys.modules["inspect"], "cleandoc")(doc)
+
+    def __getattr__(self, name: str):
+        # Called only for names this module lacks: once loaded, inspect's names are copied in.
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        self.__dict__.update(real.__dict__)
+        return getattr(real, name)
+
+
+if "inspect" not in sys.modules:
+    sys.modules["inspect"] = _DeferredInspect("inspect")
+
+import click  # noqa: E402 (after the deferral above)
 
 COMMANDS = {
     "job": ("bkm.cli.job", "job", "Create, list, show, edit, start, pause and delete backup jobs."),

@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable
 
@@ -44,14 +45,59 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
 
 def process_start_time(pid: int) -> int | None:
     """Start time of ``pid`` in clock ticks since boot (/proc/PID/stat field 22)."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
+
+
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """/proc/PID/stat's fields from the third (state) on: the command name (field 2) may
+    contain spaces and parentheses, so they are split after the last ')'."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19])
+    return data[data.rindex(b")") + 2 :].split()
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes of a process group (/proc/PID/stat field 5)."""
+    members = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(name)
+            if fields is not None and int(fields[2]) == pgid:
+                members.append(int(name))
+    return members
+
+
+def files_open_for_writing(pid: int) -> list[str]:
+    """The regular files ``pid`` has open for writing, by the path that names each now."""
+    found = []
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            path = os.readlink(f"/proc/{pid}/fd/{fd}")
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                flags = _flags(f.read())
+            if not path.startswith("/") or flags & os.O_ACCMODE == os.O_RDONLY:
+                continue  # a pipe or socket, or a file only read
+            opened, named = os.stat(f"/proc/{pid}/fd/{fd}"), os.stat(path, follow_symlinks=False)
+        except (OSError, ValueError):
+            continue  # closed meanwhile, or its name is gone (" (deleted)")
+        if (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino) and stat.S_ISREG(named.st_mode):
+            found.append(path)
+    return found
+
+
+def _flags(fdinfo: str) -> int:
+    for line in fdinfo.splitlines():
+        if line.startswith("flags:"):
+            return int(line.split()[1], 8)
+    raise ValueError("no flags")
 
 
 def _drain(fd: int) -> tuple[bytes, bool]:

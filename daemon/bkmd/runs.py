@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 
 from bkm import model, schedules
-from bkmd import access, hooks, outcome, retention, validate, versions
+from bkmd import access, hooks, outcome, retention, runner, validate, versions
 from bkmd.change import Change, Later
 from bkmd.commands import Commands
 from bkmd.engines import engine as engine_for
@@ -87,13 +87,24 @@ class Run:
             earlier = job.runs[-1] if job.runs else {}
             same = trigger == model.RETRY and earlier.get("rid")
             self.record["rid"] = earlier["rid"] if same else uuid.uuid4().hex
+        run_as = access.run_as(job.owner)  # None: as bkmd itself
+        # bkmd keeps the file in flight itself if it stops this run, where it can: rsync, asked
+        # to, would look for kept data of every file on every run. Not for another user's run:
+        # bkmd would be making names in their tree with its own rights. A resumed run is given
+        # --partial-dir to pick up what was kept, and rsync then keeps its own.
+        self.keeper = (
+            kind == "backup"
+            and argv is None
+            and not resume
+            and run_as is None
+            and self.engine.can_keep_partial(job, runs.settings)
+        )
         if argv is not None:
             self.argv = argv
         elif kind == model.VERIFY:
             self.argv = self.engine.verify_argv(job, runs.settings, versions.verify_target(job), job.mode == "mirror")
         else:
-            self.argv = versions.backup_argv(job, runs.settings, resume, job.snapshot_partial)
-        run_as = access.run_as(job.owner)  # None: as bkmd itself
+            self.argv = versions.backup_argv(job, runs.settings, resume, job.snapshot_partial, self.keeper)
         env = self.engine.environment(dict(os.environ))
         self.transfer = transfer_factory(
             self.argv,
@@ -116,10 +127,27 @@ class Run:
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
+        if self.keeper and not self.transfer.stop_requested:
+            self._keep_partial()
         self.transfer.request_stop(STOP_GRACE)
         if self.before is not None:
             self.stop_hook(self.job.id)  # a before hook still running
             self.stop_commands(self.job.id)  # or the mirror's guard
+
+    def _keep_partial(self) -> None:
+        # Before the stop signal: rsync deletes its unfinished file when it ends without
+        # --partial-dir. Never in the way of the stop itself.
+        process = self.transfer.process
+        if process is None or process.returncode is not None:
+            return
+        try:
+            written = [path for pid in runner.group_members(process.pid) for path in runner.files_open_for_writing(pid)]
+            kept = self.engine.keep_partial(written, self.job.dest)
+        except Exception:
+            log.exception("job %r: keeping the unfinished file's data", self.job.name)
+            return
+        for path in kept:
+            log.info("job %r: kept the unfinished %s for the next run", self.job.name, path)
 
 
 class Runs:

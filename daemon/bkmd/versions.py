@@ -80,13 +80,13 @@ def on_destination(job, settings, commands: list[list[str]]) -> list[list[str]]:
 # -- snapshots -----------------------------------------------------------------------------
 
 
-def backup_argv(job, settings, resume: bool, partial: str | None) -> list[str]:
+def backup_argv(job, settings, resume: bool, partial: str | None, keeper: bool = False) -> list[str]:
     engine = engine_for(job.type)
     if job.mode == "snapshot":
         # Relative to the new folder: the same for a local and a `host:` destination.
         link = "../" + retention.LATEST
-        return engine.argv(job, settings, resume, dest=folder(job.dest, partial), link_dest=link)
-    return engine.argv(job, settings, resume, delete=job.mode == "mirror")
+        return engine.argv(job, settings, resume, dest=folder(job.dest, partial), link_dest=link, keeper=keeper)
+    return engine.argv(job, settings, resume, delete=job.mode == "mirror", keeper=keeper)
 
 
 async def list_snapshots(commands: Commands, job, settings) -> tuple[list[str] | None, str | None]:

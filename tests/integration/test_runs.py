@@ -308,18 +308,19 @@ def test_sigterm_during_a_transfer_pauses_it_and_the_next_bkmd_resumes_it(home, 
 
     daemon = Bkmd(home).start()
     source, dest = os.path.join(home, "src"), os.path.join(home, "dst")
-    make_tree(source, {"a.txt": 1000, "big.bin": 2 * MIB})
-    # 32 s at the limit: still running when the signal comes, however slow the machine.
-    create(home, "s", tool, source + "/", dest, "--bwlimit", "64")
+    make_tree(source, {"a.txt": 1000, "big.bin": 8 * MIB})
+    # 32 s at the limit: still running when the signal comes, however slow the machine. Some
+    # data written first: rsync holds up to 256 KiB in memory before it writes.
+    create(home, "s", tool, source + "/", dest, "--bwlimit", "256")
     with Events(daemon.socket, "s") as events:
         assert bkm(home, "job", "start", "s").returncode == 0
-        events.wait(lambda e: e["status"] == "running" and e["percent"] > 0, 30, what="bytes moving")
+        events.wait(lambda e: e["status"] == "running" and e["bytes_transferred"] > MIB, 30, what="1 MiB moved")
         ours = daemon.transfers()
         assert ours
         assert daemon.stop(signal.SIGTERM) == 0
     assert not alive(ours)
     kept = os.path.join(dest, "big.bin") if tool == "rclone" else os.path.join(dest, ".rsync-partial", "big.bin")
-    assert 0 < os.path.getsize(kept) < 2 * MIB  # partial data kept
+    assert 0 < os.path.getsize(kept) < 8 * MIB  # partial data kept
     # What the stopping bkmd saved: paused, a pause (no exit code), with its progress.
     [record] = store.load_jobs(os.path.join(home, "jobs.yaml"))
     assert record["status"] == "paused" and 0 < record["progress"]["percent"] < 100
@@ -338,6 +339,40 @@ def test_sigterm_during_a_transfer_pauses_it_and_the_next_bkmd_resumes_it(home, 
         assert not daemon.transfers()
     finally:
         daemon.stop()
+
+
+def test_a_paused_first_run_keeps_its_file_in_flight_without_partial_dir_and_the_resume_builds_on_it(bkmd):
+    # bkmd keeps the unfinished file itself at a stop (rsync's --partial-dir would cost every
+    # file of every run a lookup): the first run has no --partial-dir, the resumed one has.
+    home = bkmd.home
+    source, dest = os.path.join(home, "src"), os.path.join(home, "dst")
+    make_tree(source, {"small/a.txt": 1000, "big.bin": 8 * MIB})
+    create(home, "k", "rsync", source + "/", dest, "--bwlimit", "512")
+    with Events(bkmd.socket, "k") as events:
+        assert bkm(home, "job", "start", "k").returncode == 0
+        events.wait(lambda e: e["status"] == "running" and e["bytes_transferred"] > 2 * MIB, 30, what="2 MiB moved")
+        [first] = [cmdline(pid) for pid, _ in bkmd.transfers()][:1]
+        assert bkm(home, "job", "pause", "k").returncode == 0
+    assert "--partial-dir=.rsync-partial" not in first and "--" in first
+    kept = os.path.getsize(os.path.join(dest, ".rsync-partial", "big.bin"))
+    assert MIB < kept < 8 * MIB
+    assert sorted(os.listdir(dest)) == [".rsync-partial", "small"]  # no temporary file left
+    out = bkm(home, "job", "start", "k", "--wait")
+    assert out.returncode == 0, out.stderr
+    run = show(home, "k")["last_run"]
+    assert run["outcome"] == "completed" and run["resumed"] is True
+    # What the pause kept was not sent again (local: rsync's delta algorithm with --no-W).
+    log = bkm(home, "logs", "k").stdout
+    sent = int(log.rsplit("Total bytes sent: ", 1)[1].split()[0])
+    assert sent < 8 * MIB - kept + 256 * 1024, (sent, kept)
+    with open(os.path.join(dest, "big.bin"), "rb") as a, open(os.path.join(source, "big.bin"), "rb") as b:
+        assert a.read() == b.read()
+    assert not os.path.exists(os.path.join(dest, ".rsync-partial"))  # rsync removed what it used
+
+
+def cmdline(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().decode().split("\0")
 
 
 def test_wait_on_a_terminal_shows_one_live_progress_line(bkmd):

@@ -2,6 +2,8 @@
 and a lean start-up."""
 
 import importlib
+import inspect
+import json
 import os
 import subprocess
 import sys
@@ -85,3 +87,55 @@ def test_cli_modules_import_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_inspect_is_loaded_only_when_click_uses_it():
+    # bkm.cli defers the inspect module click imports (with ast, dis, tokenize) to its first use.
+    code = (
+        "import sys\n"
+        "import bkm.cli, click.core\n"
+        "print(sorted(m for m in ('ast', 'dis', 'tokenize') if m in sys.modules))\n"
+        "print(click.core.inspect.cleandoc('  one\\n      two'))\n"
+        "import inspect\n"
+        "print(inspect is sys.modules['inspect'], hasattr(inspect, 'signature'), 'ast' in sys.modules)\n"
+        "print(click.core.inspect.isfunction(print), click.core.inspect.signature is inspect.signature)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", "one", "two", "True True True", "False True"]
+
+
+def test_help_renders_with_inspect_deferred():
+    code = "import sys, bkm.cli; sys.exit(bkm.cli.main(['job', 'create', '--help']))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Usage: ") and "--source" in out.stdout
+
+
+def test_deferred_cleandoc_is_inspects_on_one_line():
+    # What click gets for each option's help before inspect is loaded.
+    code = (
+        "import sys, json, bkm.cli\n"
+        "texts = json.loads(sys.stdin.read())\n"
+        "print(json.dumps([sys.modules['inspect'].cleandoc(t) for t in texts]))\n"
+        "print(sorted(m for m in ('ast', 'dis', 'tokenize') if m in sys.modules))\n"
+    )
+    texts = ["", " ", "help", "  lead", "trail  ", "\ttab\tin", " \t mixed \t", "a\rb", "ünï  cödé"]
+    given = json.dumps(texts)
+    out = subprocess.run([sys.executable, "-c", code], input=given, capture_output=True, text=True, check=True)
+    cleaned, loaded = out.stdout.splitlines()
+    assert json.loads(cleaned) == [inspect.cleandoc(t) for t in texts]
+    assert loaded == "[]"
+
+
+def test_every_option_help_is_one_line():
+    # bkm's options take the deferred one-line path; a help text of several lines would load inspect.
+    helps = []
+    for module, attribute, _ in COMMANDS.values():
+        command = getattr(importlib.import_module(module), attribute)
+        stack = [command]
+        while stack:
+            current = stack.pop()
+            helps += [p.help for p in current.params if getattr(p, "help", None)]
+            stack += list(getattr(current, "commands", {}).values())
+    assert len(helps) > 50
+    assert [h for h in helps if "\n" in h] == []

@@ -36,6 +36,7 @@ class FakeTransfer:
         self.on_started, self.on_output, self.on_exit = on_started, on_output, on_exit
         self.started = False
         self.stop_requested = False
+        self.process = None  # no process: nothing to keep at a stop
         self.done = asyncio.Event()
         FakeTransfer.made.append(self)
 

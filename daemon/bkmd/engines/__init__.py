@@ -71,7 +71,9 @@ class Engine(Protocol):
     # ``sources``/``dest``: other paths than the job's (a snapshot's folder, a restore's);
     # ``delete``: a mirror; ``link_dest``: a snapshot's previous one, relative to ``dest``;
     # ``filters``: the job's excludes apply (not to a restore); ``includes``: only these
-    # paths of the source (rclone's restore; rsync gives them as ``sources`` with -R).
+    # paths of the source (rclone's restore; rsync gives them as ``sources`` with -R);
+    # ``keeper``: bkmd keeps the file in flight itself if it stops the run (keep_partial),
+    # so the tool need not be asked to on every run.
     def argv(
         self,
         job,
@@ -83,7 +85,15 @@ class Engine(Protocol):
         link_dest: str | None = None,
         filters: bool = True,
         includes: list[str] | None = None,
+        keeper: bool = False,
     ) -> list[str]: ...
+
+    # Whether bkmd can keep a stopped run's unfinished file itself (see ``keeper``) ...
+    def can_keep_partial(self, job, settings, dest: str | None = None) -> bool: ...
+
+    # ... and, just before it stops such a run, keeps it: of the files the transfer has open
+    # for writing (``written``), the tool's unfinished ones under ``dest``. Returns them.
+    def keep_partial(self, written: list[str], dest: str) -> list[str]: ...
 
     def environment(self, base: dict) -> dict: ...
 

@@ -62,6 +62,7 @@ def argv(
     link_dest: str | None = None,
     filters: bool = True,
     includes: list[str] | None = None,
+    keeper: bool = False,
 ) -> list[str]:
     """The run's argv: the job's own copy, a mirror (``delete``: `rclone sync`), or a restore
     (the backup as the one source, ``includes`` the paths asked for, ``filters`` off)."""
@@ -85,6 +86,15 @@ def argv(
         args += [f"--include=/{_escaped(path)}", f"--include=/{_escaped(path)}/**"]
     args += list(settings["rclone_args"]) + list(job.tool_args)  # this job's own last: they can override
     return args + ["--", source, dest]
+
+
+def can_keep_partial(job, settings, dest: str | None = None) -> bool:
+    """rclone keeps no unfinished file to build on (it sends it again whole): nothing to keep."""
+    return False
+
+
+def keep_partial(written: list[str], dest: str) -> list[str]:
+    return []
 
 
 def _escaped(path: str) -> str:
