@@ -15,33 +15,53 @@ from bkm import __version__
 from bkm.errors import INTERRUPTED, USAGE, BkmError
 
 
-class _DeferredInspect(types.ModuleType):
-    """The standard module `inspect`, imported on first use of one of its names.
+class _Deferred(types.ModuleType):
+    """A standard module imported on first use of one of its names; a few names that click's
+    start-up asks for are answered without it (``answers``), as the module would answer.
 
-    click imports inspect at start-up (with ast, dis and tokenize: about a sixth of `bkm job
-    show`'s time, bench/cli_startup.py) to clean each option's help text and, later, to render
-    help. importlib's LazyLoader cannot defer it: `import inspect` itself reads the module's
-    __spec__, which loads it (Python 3.11)."""
+    click imports inspect (with ast, dis and tokenize) and, through uuid, platform: about a
+    sixth of `bkm job show`'s whole time (bench/cli_startup.py), for help rendering and
+    parameter types no command here uses at start-up. importlib's LazyLoader cannot defer
+    them: `import inspect` itself reads the module's __spec__, which loads it (Python 3.11)."""
 
-    @staticmethod
-    def cleandoc(doc: str) -> str:
-        # What inspect.cleandoc makes of one line, the shape of every option's help
-        # (tests/unit/test_cli_rules.py compares the two); anything else goes to inspect.
-        if "\n" not in doc:
-            return doc.expandtabs().lstrip()
-        return _DeferredInspect.__getattr__(sys.modules["inspect"], "cleandoc")(doc)
+    def __init__(self, name: str, answers: dict) -> None:
+        super().__init__(name)
+        self.__dict__.update(answers)
 
     def __getattr__(self, name: str):
-        # Called only for names this module lacks: once loaded, inspect's names are copied in.
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
-        real = importlib.import_module(self.__name__)
-        self.__dict__.update(real.__dict__)
-        return getattr(real, name)
+        # Called only for names this module lacks: once loaded, the module's names (answers
+        # included) are copied in.
+        return getattr(_real(self.__name__), name)
 
 
-if "inspect" not in sys.modules:
-    sys.modules["inspect"] = _DeferredInspect("inspect")
+def _real(name: str) -> types.ModuleType:
+    deferred = sys.modules.get(name)
+    if not isinstance(deferred, _Deferred):
+        return importlib.import_module(name)
+    del sys.modules[name]
+    real = importlib.import_module(name)
+    deferred.__dict__.update(real.__dict__)
+    return real
+
+
+def _cleandoc(doc: str) -> str:
+    # What inspect.cleandoc makes of one line, the shape of every option's help, which click
+    # cleans as it defines each option; anything else goes to inspect.
+    if "\n" not in doc:
+        return doc.expandtabs().lstrip()
+    return _real("inspect").cleandoc(doc)
+
+
+def _system() -> str:
+    # platform.system() (which uuid asks at import) on every system but Windows and Java.
+    return os.uname().sysname
+
+
+# tests/unit/test_cli_rules.py checks each answer against the module's own.
+_ANSWERS = {"inspect": {"cleandoc": _cleandoc}, "platform": {"system": _system}}
+for _name, _answers in _ANSWERS.items():
+    if _name not in sys.modules and hasattr(os, "uname"):
+        sys.modules[_name] = _Deferred(_name, _answers)
 
 import click  # noqa: E402 (after the deferral above)
 

@@ -94,7 +94,7 @@ def test_inspect_is_loaded_only_when_click_uses_it():
     code = (
         "import sys\n"
         "import bkm.cli, click.core\n"
-        "print(sorted(m for m in ('ast', 'dis', 'tokenize') if m in sys.modules))\n"
+        "print(sorted(m for m in ('ast', 'dis', 'tokenize', 'ctypes', 'subprocess') if m in sys.modules))\n"
         "print(click.core.inspect.cleandoc('  one\\n      two'))\n"
         "import inspect\n"
         "print(inspect is sys.modules['inspect'], hasattr(inspect, 'signature'), 'ast' in sys.modules)\n"
@@ -125,6 +125,21 @@ def test_deferred_cleandoc_is_inspects_on_one_line():
     cleaned, loaded = out.stdout.splitlines()
     assert json.loads(cleaned) == [inspect.cleandoc(t) for t in texts]
     assert loaded == "[]"
+
+
+def test_deferred_platform_system_is_platforms_own():
+    code = "import sys, bkm.cli, uuid\nprint(sys.modules['platform'].system(), 'platform' in sys.modules)"
+    ours = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    alone = "import platform; print(platform.system())"
+    real = subprocess.run([sys.executable, "-c", alone], capture_output=True, text=True)
+    assert ours == [real.stdout.strip(), "True"]
+    # Loaded on the first other name, and then the module's own in every reference to it.
+    code = (
+        "import bkm.cli, uuid, platform\n"
+        "print(uuid.platform.machine() == platform.machine(), type(platform).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "_Deferred"]
 
 
 def test_every_option_help_is_one_line():
