@@ -239,16 +239,18 @@ class Jobs:
 
     # -- saving -------------------------------------------------------------------------------
 
-    def save(self, whole: bool = False) -> None:
+    def save(self, whole: bool = False, durable: bool = True) -> None:
         """Save every job as memory holds it now (raises OSError; the caller decides): the
         jobs changed since the last save appended to the journal when they are few, else (or
-        ``whole``) the whole store written afresh, which ends the journal."""
+        ``whole``) the whole store written afresh, which ends the journal. A journal append
+        that need not be ``durable`` is not flushed to the disk (a crash of bkmd keeps it; one
+        of the machine may lose it, whole: see store.Journal); a whole write always is."""
         changed = [self.by_id[job_id] for job_id in self.dirty if job_id in self.by_id]
         gone = [job_id for job_id in self.deleted if job_id not in self.by_id]
         if whole and not (self.unsaved or changed or gone or self.journal.size):
             return  # the store on disk is whole and current
         if not whole and self.journal.takes(len(changed) + len(gone)):
-            self.journal.append([job.record() for job in changed], gone)
+            self.journal.append([job.record() for job in changed], gone, durable)
         else:
             generation = uuid.uuid4().hex
             lines = [job.stored_line(store.job_line) for job in self.by_id.values()]

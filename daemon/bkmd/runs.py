@@ -127,7 +127,9 @@ class Run:
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-        if self.keeper and not self.transfer.stop_requested:
+        # Kept for the runs that resume (a pause, bkmd's stop): a stalled run fails, and the
+        # run after it, not resuming, would not look for what was kept.
+        if self.keeper and reason in (outcome.PAUSE, outcome.STOP) and not self.transfer.stop_requested:
             self._keep_partial()
         self.transfer.request_stop(STOP_GRACE)
         if self.before is not None:

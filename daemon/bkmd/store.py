@@ -477,6 +477,7 @@ class Journal:
     def __init__(self, store_path: str) -> None:
         self.path = journal_path(store_path)
         self.store_path = store_path
+        self.named = True  # whether the journal's name in the folder is flushed (as found: yes)
         self.generation: str | None = None  # the whole write it continues; None: write whole
         self.size = 0
 
@@ -494,8 +495,10 @@ class Journal:
     def takes(self, entries: int) -> bool:
         return self.generation is not None and 0 < entries <= JOURNAL_MAX_ENTRIES and self.size < JOURNAL_MAX_BYTES
 
-    def append(self, records: list[dict], deleted: list[str]) -> None:
-        """One save: written and flushed, or (OSError) cut off again so that none of it counts."""
+    def append(self, records: list[dict], deleted: list[str], durable: bool = True) -> None:
+        """One save: written and (``durable``) flushed, or (OSError) cut off again so that none
+        of it counts. One not flushed that a crash of the machine tears counts for nothing, nor
+        anything after it; the next flushed append makes it durable with itself."""
         body = [json.dumps({"job": record}, ensure_ascii=False, allow_nan=False) for record in records]
         body += [json.dumps({"deleted": job_id}) for job_id in deleted]
         body.append('{"commit": 1}')
@@ -509,7 +512,8 @@ class Journal:
                 view = memoryview(data)
                 while view:  # a write cut short is tried again, to get the reason (ENOSPC, EFBIG)
                     view = view[os.write(fd, view) :]
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             except OSError:
                 try:
                     os.ftruncate(fd, self.size)
@@ -520,7 +524,10 @@ class Journal:
         finally:
             os.close(fd)
         if new:
+            self.named = False  # its name in the folder is not yet flushed
+        if durable and not self.named:
             _flush_folder(self.path)
+            self.named = True
         self.size += len(data)
 
 

@@ -309,6 +309,32 @@ def test_a_save_of_a_few_jobs_appends_them_to_the_journal_and_loading_applies_it
     assert sorted(r["name"] for r in store.load_jobs(path)) == ["j0", "j1"]
 
 
+def test_a_checkpoint_save_is_appended_unflushed_and_the_next_flushed_save_covers_it(tmp_path, monkeypatch):
+    # Progress checkpoints (durable=False) do not flush: on a backup's own disk each flush
+    # commits every pending change of the file system. The real fsync runs; we count its calls.
+    path, jobs = _jobs_at(str(tmp_path))
+    flushed = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", fsync)
+    jobs.by_name["j0"].status = "running"
+    jobs.save(durable=False)
+    assert flushed == [] and _loaded(path)["j0"]["status"] == "running"
+    jobs.by_name["j0"].status = "completed"
+    jobs.save()
+    # The journal's data, then its folder (created by the unflushed save, named only now).
+    assert flushed == [path + ".journal", str(tmp_path)]
+    jobs.by_name["j1"].status = "failed"
+    jobs.save()
+    assert flushed[2:] == [path + ".journal"]
+    loaded = _loaded(path)
+    assert [loaded[n]["status"] for n in ("j0", "j1")] == ["completed", "failed"]
+
+
 def test_a_save_cut_short_counts_for_nothing(tmp_path):
     path, jobs = _jobs_at(str(tmp_path))
     jobs.by_name["j0"].status = "completed"
