@@ -65,13 +65,13 @@ class Saves:
         self.when = None
         real = Jobs.save
 
-        def save(jobs):
+        def save(jobs, **how):
             records = [job.record() for job in jobs.by_id.values()]
             if self.failing and (self.when is None or self.when(records)):
                 self.failing -= 1
                 self.failed += 1
                 raise OSError(errno.ENOSPC, "No space left on device", jobs.store_path)
-            real(jobs)
+            real(jobs, **how)
 
         monkeypatch.setattr(Jobs, "save", save)
 
