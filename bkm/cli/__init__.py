@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 import types
 
 from bkm import __version__
@@ -35,20 +36,22 @@ class _Deferred(types.ModuleType):
 
 
 def _real(name: str) -> types.ModuleType:
-    deferred = sys.modules.get(name)
-    if not isinstance(deferred, _Deferred):
-        return importlib.import_module(name)
-    del sys.modules[name]
-    real = importlib.import_module(name)
-    deferred.__dict__.update(real.__dict__)
-    return real
+    with _loading:  # threads (bkm fleet's) may ask at once
+        deferred = sys.modules.get(name)
+        if not isinstance(deferred, _Deferred):
+            return importlib.import_module(name)
+        del sys.modules[name]
+        real = importlib.import_module(name)
+        deferred.__dict__.update(real.__dict__)
+        return real
 
 
 def _cleandoc(doc: str) -> str:
-    # What inspect.cleandoc makes of one line, the shape of every option's help, which click
-    # cleans as it defines each option; anything else goes to inspect.
-    if "\n" not in doc:
-        return doc.expandtabs().lstrip()
+    # What inspect.cleandoc makes of one line with no tab and nothing to strip at its start
+    # (itself, in every Python), the shape of every option's help, which click cleans as it
+    # defines each option; anything else goes to inspect.
+    if "\n" not in doc and "\t" not in doc and not doc[:1].isspace():
+        return doc
     return _real("inspect").cleandoc(doc)
 
 
@@ -57,6 +60,7 @@ def _system() -> str:
     return os.uname().sysname
 
 
+_loading = threading.RLock()
 # tests/unit/test_cli_rules.py checks each answer against the module's own.
 _ANSWERS = {"inspect": {"cleandoc": _cleandoc}, "platform": {"system": _system}}
 for _name, _answers in _ANSWERS.items():

@@ -76,6 +76,9 @@ class Job:
     # Snapshot mode: the folder ("….partial") a run is writing until it completes; a paused,
     # interrupted or failed run's next attempt writes into it again.
     snapshot_partial: str | None = None
+    # rsync, local: bkmd kept a stopped run's unfinished file in .rsync-partial/ (Run.keeper),
+    # so the next run is given --partial-dir to build on it; cleared when such a run completes.
+    partial_kept: bool = False
     # Snapshot mode: what each snapshot held when it was made, by folder name
     # ({"files", "bytes", "new_bytes"}, from rsync's --stats).
     snapshot_stats: dict = field(default_factory=dict)
@@ -147,6 +150,7 @@ class Job:
         record["stale_noted"] = self.stale_noted
         record["run_counts"] = self.run_counts
         record["snapshot_partial"] = self.snapshot_partial
+        record["partial_kept"] = self.partial_kept
         record["snapshot_stats"] = self.snapshot_stats
         return record
 
@@ -200,6 +204,7 @@ class Job:
             stale_noted=record.get("stale_noted") is True,
             run_counts=_counts(record.get("run_counts"), runs),
             snapshot_partial=_text(record.get("snapshot_partial")),
+            partial_kept=record.get("partial_kept") is True,
             snapshot_stats=record["snapshot_stats"] if isinstance(record.get("snapshot_stats"), dict) else {},
             last_verify=record["last_verify"] if isinstance(record.get("last_verify"), dict) else None,
         )

@@ -38,6 +38,7 @@ class Jobs:
         self.dirty: set[str] = set()
         self.deleted: set[str] = set()
         self.journal = store.Journal(store_path)
+        self.flush_owed = False  # a flushed save failed: the next save is flushed, whoever asks
         for record in records:
             job = Job.from_record(record)
             if job.owner is None:  # written before jobs had owners
@@ -249,13 +250,21 @@ class Jobs:
         gone = [job_id for job_id in self.deleted if job_id not in self.by_id]
         if whole and not (self.unsaved or changed or gone or self.journal.size):
             return  # the store on disk is whole and current
-        if not whole and self.journal.takes(len(changed) + len(gone)):
-            self.journal.append([job.record() for job in changed], gone, durable)
-        else:
-            generation = uuid.uuid4().hex
-            lines = [job.stored_line(store.job_line) for job in self.by_id.values()]
-            store.save_job_lines(self.store_path, lines, generation)
-            self.journal.started(generation)
+        durable = durable or self.flush_owed
+        try:
+            if not whole and self.journal.takes(len(changed) + len(gone)):
+                self.journal.append([job.record() for job in changed], gone, durable)
+            else:
+                durable = True  # a whole write always is
+                generation = uuid.uuid4().hex
+                lines = [job.stored_line(store.job_line) for job in self.by_id.values()]
+                store.save_job_lines(self.store_path, lines, generation)
+                self.journal.started(generation)
+        except OSError:
+            self.flush_owed = self.flush_owed or durable
+            raise
+        if durable:
+            self.flush_owed = False
         self.dirty.clear()
         self.deleted.clear()
         self.unsaved = False

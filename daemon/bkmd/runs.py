@@ -13,6 +13,7 @@ import collections
 import logging
 import os
 import shlex
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from bkmd.runner import Transfer
 
 log = logging.getLogger("bkmd.runs")
 STOP_GRACE = 10.0
+KEEP_SECONDS = 5.0  # at most this long to keep a stopped run's unfinished file (Run._keep_then_stop)
 IDLE_SHOWN = 10.0  # seconds without progress after which views say so
 RETRY_WAIT_CAP = 3600
 NOTIFY_DRAIN = 3.0  # seconds a stopping bkmd waits for pings and notifications under way
@@ -90,21 +92,25 @@ class Run:
         run_as = access.run_as(job.owner)  # None: as bkmd itself
         # bkmd keeps the file in flight itself if it stops this run, where it can: rsync, asked
         # to, would look for kept data of every file on every run. Not for another user's run:
-        # bkmd would be making names in their tree with its own rights. A resumed run is given
-        # --partial-dir to pick up what was kept, and rsync then keeps its own.
+        # bkmd would be moving files in their tree with its own rights. The run after one that
+        # kept something is given --partial-dir (and --no-W) to build on it, and rsync then
+        # keeps its own at a stop.
         self.keeper = (
             kind == "backup"
             and argv is None
-            and not resume
+            and not job.partial_kept
             and run_as is None
             and self.engine.can_keep_partial(job, runs.settings)
         )
+        self.kept = False  # whether a stop kept an unfinished file
+        self.keeping: asyncio.Task | None = None
         if argv is not None:
             self.argv = argv
         elif kind == model.VERIFY:
             self.argv = self.engine.verify_argv(job, runs.settings, versions.verify_target(job), job.mode == "mirror")
         else:
-            self.argv = versions.backup_argv(job, runs.settings, resume, job.snapshot_partial, self.keeper)
+            builds_on = resume or job.partial_kept
+            self.argv = versions.backup_argv(job, runs.settings, builds_on, job.snapshot_partial, self.keeper)
         env = self.engine.environment(dict(os.environ))
         self.transfer = transfer_factory(
             self.argv,
@@ -127,29 +133,49 @@ class Run:
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
-        # Kept for the runs that resume (a pause, bkmd's stop): a stalled run fails, and the
-        # run after it, not resuming, would not look for what was kept.
-        if self.keeper and reason in (outcome.PAUSE, outcome.STOP) and not self.transfer.stop_requested:
-            self._keep_partial()
-        self.transfer.request_stop(STOP_GRACE)
+        process = self.transfer.process
+        alive = process is not None and process.returncode is None
+        if self.keeper and alive and self.keeping is None and not self.transfer.stop_requested:
+            self.keeping = asyncio.get_running_loop().create_task(self._keep_then_stop(process.pid))
+        elif self.keeping is None:
+            self.transfer.request_stop(STOP_GRACE)
         if self.before is not None:
             self.stop_hook(self.job.id)  # a before hook still running
             self.stop_commands(self.job.id)  # or the mirror's guard
 
-    def _keep_partial(self) -> None:
-        # Before the stop signal: rsync deletes its unfinished file when it ends without
-        # --partial-dir. Never in the way of the stop itself.
-        process = self.transfer.process
-        if process is None or process.returncode is not None:
-            return
+    async def _keep_then_stop(self, pgid: int) -> None:
+        """rsync deletes its unfinished file when it ends without --partial-dir: the transfer
+        is held (SIGSTOP) while the file is moved aside, in a thread with a deadline (a hung
+        destination must not hang bkmd), and then ended as every stop is. Never in the way of
+        the stop itself."""
         try:
-            written = [path for pid in runner.group_members(process.pid) for path in runner.files_open_for_writing(pid)]
-            kept = self.engine.keep_partial(written, self.job.dest)
+            os.killpg(pgid, signal.SIGSTOP)
+            work = asyncio.get_running_loop().run_in_executor(None, self._keep, pgid)
+            kept = await asyncio.wait_for(work, KEEP_SECONDS)
+            self.kept = bool(kept)
+            for path in kept:
+                log.info("job %r: kept the unfinished %s for the next run", self.job.name, path)
+        except ProcessLookupError:
+            pass  # already gone
+        except asyncio.TimeoutError:
+            log.warning(
+                "job %r: keeping the unfinished file took over %.0f s: stopped without", self.job.name, KEEP_SECONDS
+            )
         except Exception:
-            log.exception("job %r: keeping the unfinished file's data", self.job.name)
-            return
-        for path in kept:
-            log.info("job %r: kept the unfinished %s for the next run", self.job.name, path)
+            log.exception("job %r: keeping the unfinished file", self.job.name)
+        finally:
+            self.transfer.request_stop(STOP_GRACE)
+            try:
+                os.killpg(pgid, signal.SIGCONT)  # the SIGTERM is taken as it wakes
+            except ProcessLookupError:
+                pass
+
+    def _keep(self, pgid: int) -> list[str]:
+        written = [path for pid in runner.group_members(pgid) for path in runner.files_open_for_writing(pid)]
+        dest = (
+            versions.folder(self.job.dest, self.job.snapshot_partial) if self.job.mode == "snapshot" else self.job.dest
+        )
+        return self.engine.keep_partial(written, dest, self.job.source)
 
 
 class Runs:
@@ -457,6 +483,10 @@ class Runs:
         counts = dict(job.run_counts)
         if run.kind == "backup":  # bkm_job_runs_total counts backups
             counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
+            if run.kept:
+                updates["partial_kept"] = True
+            elif job.partial_kept and not run.keeper and record["outcome"] == model.COMPLETED:
+                updates["partial_kept"] = False  # rsync used what was kept (and removed it)
         self.jobs.set_status(
             job,
             cause,

@@ -480,11 +480,13 @@ class Journal:
         self.named = True  # whether the journal's name in the folder is flushed (as found: yes)
         self.generation: str | None = None  # the whole write it continues; None: write whole
         self.size = 0
+        self.flushed = 0  # how much of it is known to be on the disk
 
     def started(self, generation: str) -> None:
         """The store was just written whole as ``generation``: a journal continues it now."""
         self.generation = generation
         self.size = 0
+        self.flushed = 0
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -515,6 +517,11 @@ class Journal:
                 if durable:
                     os.fsync(fd)
             except OSError:
+                if self.flushed < self.size:
+                    # An earlier unflushed append may be what failed to reach the disk (its
+                    # error is reported to this fsync): a torn one would hide every later
+                    # save. The next save writes the store whole.
+                    self.generation = None
                 try:
                     os.ftruncate(fd, self.size)
                     os.fsync(fd)
@@ -529,6 +536,8 @@ class Journal:
             _flush_folder(self.path)
             self.named = True
         self.size += len(data)
+        if durable:
+            self.flushed = self.size
 
 
 def _flush_folder(path: str) -> None:

@@ -353,12 +353,14 @@ def test_a_paused_first_run_keeps_its_file_in_flight_without_partial_dir_and_the
         events.wait(lambda e: e["status"] == "running" and e["bytes_transferred"] > 2 * MIB, 30, what="2 MiB moved")
         [first] = [cmdline(pid) for pid, _ in bkmd.transfers()][:1]
         assert bkm(home, "job", "pause", "k").returncode == 0
-    assert "--partial-dir=.rsync-partial" not in first and "--" in first
+    assert "--partial-dir=.rsync-partial" not in first and "--exclude=.rsync-partial/" in first
     kept = os.path.getsize(os.path.join(dest, ".rsync-partial", "big.bin"))
     assert MIB < kept < 8 * MIB
     assert sorted(os.listdir(dest)) == [".rsync-partial", "small"]  # no temporary file left
+    assert store_record(home, "k")["partial_kept"] is True  # the next run, whatever it is, looks
     out = bkm(home, "job", "start", "k", "--wait")
     assert out.returncode == 0, out.stderr
+    assert store_record(home, "k")["partial_kept"] is False
     run = show(home, "k")["last_run"]
     assert run["outcome"] == "completed" and run["resumed"] is True
     # What the pause kept was not sent again (local: rsync's delta algorithm with --no-W).
@@ -368,6 +370,15 @@ def test_a_paused_first_run_keeps_its_file_in_flight_without_partial_dir_and_the
     with open(os.path.join(dest, "big.bin"), "rb") as a, open(os.path.join(source, "big.bin"), "rb") as b:
         assert a.read() == b.read()
     assert not os.path.exists(os.path.join(dest, ".rsync-partial"))  # rsync removed what it used
+
+
+def store_record(home: str, name: str) -> dict:
+    from bkmd import store
+
+    path = os.path.join(home, "jobs.yaml")
+    records, _, _ = store.apply_journal(path, store.load_jobs(path))  # as bkmd saved it
+    [record] = [r for r in records if r["name"] == name]
+    return record
 
 
 def cmdline(pid: int) -> list[str]:

@@ -111,20 +111,42 @@ def test_help_renders_with_inspect_deferred():
     assert out.stdout.startswith("Usage: ") and "--source" in out.stdout
 
 
-def test_deferred_cleandoc_is_inspects_on_one_line():
-    # What click gets for each option's help before inspect is loaded.
+def test_deferred_cleandoc_is_inspects_own():
+    # What click gets for each option's help: plain one-line texts are answered without loading
+    # inspect, anything else by inspect itself.
     code = (
         "import sys, json, bkm.cli\n"
-        "texts = json.loads(sys.stdin.read())\n"
-        "print(json.dumps([sys.modules['inspect'].cleandoc(t) for t in texts]))\n"
+        "plain, other = json.loads(sys.stdin.read())\n"
+        "answers = [sys.modules['inspect'].cleandoc(t) for t in plain]\n"
+        "print(json.dumps(answers))\n"
         "print(sorted(m for m in ('ast', 'dis', 'tokenize') if m in sys.modules))\n"
+        "print(json.dumps([sys.modules['inspect'].cleandoc(t) for t in other]))\n"
     )
-    texts = ["", " ", "help", "  lead", "trail  ", "\ttab\tin", " \t mixed \t", "a\rb", "ünï  cödé"]
-    given = json.dumps(texts)
+    plain = ["", "help", "trail  ", "a\rb", "ünï  cödé", "Wait before the first retry (90s, 5m, 1h)."]
+    other = [" ", "  lead", "\ttab\tin", " \t mixed \t", "\fform", "\xa0nbsp", "two\n  lines", "x\ty"]
+    given = json.dumps([plain, other])
     out = subprocess.run([sys.executable, "-c", code], input=given, capture_output=True, text=True, check=True)
-    cleaned, loaded = out.stdout.splitlines()
-    assert json.loads(cleaned) == [inspect.cleandoc(t) for t in texts]
+    answered, loaded, delegated = out.stdout.splitlines()
+    assert json.loads(answered) == [inspect.cleandoc(t) for t in plain]
     assert loaded == "[]"
+    assert json.loads(delegated) == [inspect.cleandoc(t) for t in other]
+
+
+def test_deferred_modules_load_once_from_many_threads():
+    code = (
+        "import sys, threading, bkm.cli, platform\n"
+        "sys.setswitchinterval(1e-6)\n"
+        "seen, errors = [], []\n"
+        "def ask():\n"
+        "    try: seen.append(platform.machine())\n"
+        "    except Exception as e: errors.append(repr(e))\n"
+        "threads = [threading.Thread(target=ask) for _ in range(16)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(len(set(seen)), len(seen), errors)\n"
+    )
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.split(None, 2) == ["1", "16", "[]\n"]
 
 
 def test_deferred_platform_system_is_platforms_own():
@@ -143,7 +165,7 @@ def test_deferred_platform_system_is_platforms_own():
 
 
 def test_every_option_help_is_one_line():
-    # bkm's options take the deferred one-line path; a help text of several lines would load inspect.
+    # bkm's options take the deferred plain path; a help text of several lines would load inspect.
     helps = []
     for module, attribute, _ in COMMANDS.values():
         command = getattr(importlib.import_module(module), attribute)
@@ -153,4 +175,4 @@ def test_every_option_help_is_one_line():
             helps += [p.help for p in current.params if getattr(p, "help", None)]
             stack += list(getattr(current, "commands", {}).values())
     assert len(helps) > 50
-    assert [h for h in helps if "\n" in h] == []
+    assert [h for h in helps if "\n" in h or "\t" in h or h[:1].isspace()] == []

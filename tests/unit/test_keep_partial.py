@@ -1,5 +1,5 @@
 """bkmd keeps a stopped rsync run's unfinished file itself (no --partial-dir on every run): the
-argv, when it may, and the linking, on real files and a real process's open files."""
+argv, when it may, and the moving aside, on real files and a real process's open files."""
 
 import os
 import subprocess
@@ -16,6 +16,8 @@ def test_the_argv_asks_rsync_for_partial_dir_only_where_bkmd_does_not_keep():
     assert "--partial-dir=.rsync-partial" in rsync.argv(job(), SETTINGS, resume=True)
     kept = rsync.argv(job(), SETTINGS, keeper=True)
     assert not any(a.startswith("--partial") for a in kept) and kept[-3] == "--"
+    # What --partial-dir's own rule did: such folders are neither sent nor deleted.
+    assert "--exclude=.rsync-partial/" in kept
     assert rclone.argv(job(source="/s", dest="r:b"), SETTINGS, keeper=True) == rclone.argv(
         job(source="/s", dest="r:b"), SETTINGS
     )
@@ -24,9 +26,12 @@ def test_the_argv_asks_rsync_for_partial_dir_only_where_bkmd_does_not_keep():
 def test_bkmd_keeps_only_local_runs_in_rsyncs_usual_way():
     assert rsync.can_keep_partial(job(dest="/backup"), SETTINGS)
     assert not rsync.can_keep_partial(job(dest="backup@host:/srv"), SETTINGS)
-    for own in (["--inplace"], ["--partial"], ["--partial-dir=/x"], ["--temp-dir=/t"], ["--append-verify"]):
-        assert not rsync.can_keep_partial(job(dest="/backup", tool_args=own), SETTINGS), own
+    assert not rsync.can_keep_partial(job(source="host:/data/", dest="/backup"), SETTINGS)  # a pull
+    own = (["--inplace"], ["--partial"], ["--partial-dir=/x"], ["--temp-dir=/t"], ["--append-verify"], ["-P"])
+    for args in own + (["-avP"], ["-aT", "/tmp"], ["-T/tmp"], ["--delay-updates"]):
+        assert not rsync.can_keep_partial(job(dest="/backup", tool_args=args), SETTINGS), args
     assert not rsync.can_keep_partial(job(dest="/backup"), dict(SETTINGS, rsync_args=["--delay-updates"]))
+    assert rsync.can_keep_partial(job(dest="/backup", tool_args=["-e", "ssh -p 22", "--checksum", "-z"]), SETTINGS)
     assert not rclone.can_keep_partial(job(dest="/backup"), SETTINGS)
 
 
@@ -37,40 +42,63 @@ def write(path: str, size: int) -> str:
     return path
 
 
-def test_rsyncs_temporary_files_are_linked_where_partial_dir_keeps_them(tmp_path):
-    dest = str(tmp_path / "dst")
+def test_rsyncs_temporary_files_are_moved_where_partial_dir_keeps_them(tmp_path):
+    source, dest = str(tmp_path / "src") + "/", str(tmp_path / "dst")
+    write(os.path.join(source, "sub", "big file.bin"), 9000)
+    write(os.path.join(source, "empty.bin"), 9000)
     temp = write(os.path.join(dest, "sub", ".big file.bin.Ab3xZ9"), 5000)
     others = [
         write(os.path.join(dest, "sub", "done.txt"), 10),  # not rsync's temporary name
         write(os.path.join(str(tmp_path), "elsewhere", ".x.bin.Ab3xZ9"), 10),  # outside dest
         write(os.path.join(dest, ".empty.bin.Qq1234"), 0),  # nothing written yet
+        write(os.path.join(dest, ".gone.bin.Qq1234"), 10),  # no such file in the source
     ]
-    kept = rsync.keep_partial([temp, *others], dest)
+    kept = rsync.keep_partial([temp, *others], dest, source)
     target = os.path.join(dest, "sub", ".rsync-partial", "big file.bin")
     assert kept == [target]
-    assert os.path.samefile(target, temp)  # a link: rsync's writes and deletion leave it whole
+    assert os.path.getsize(target) == 5000 and not os.path.exists(temp)  # moved: works without links
     assert oct(os.stat(os.path.dirname(target)).st_mode & 0o777) == "0o700"
-    os.unlink(temp)  # what rsync does at a stop without --partial-dir
-    assert os.path.getsize(target) == 5000
-    assert sorted(os.listdir(dest)) == [".empty.bin.Qq1234", "sub"]
+    assert sorted(os.listdir(dest)) == [".empty.bin.Qq1234", ".gone.bin.Qq1234", "sub"]
+
+
+def test_a_source_without_its_trailing_slash_is_the_folder_itself(tmp_path):
+    source, dest = str(tmp_path / "data"), str(tmp_path / "dst")
+    write(os.path.join(source, "a.bin"), 100)
+    temp = write(os.path.join(dest, "data", ".a.bin.Zz9911"), 50)
+    assert rsync.keep_partial([temp], dest, source) == [os.path.join(dest, "data", ".rsync-partial", "a.bin")]
+
+
+def test_a_dot_file_is_kept_under_its_own_name_and_an_ambiguous_one_not_at_all(tmp_path):
+    # rsync names both "big" and ".big" in flight ".big.XXXXXX": the source tells which.
+    source, dest = str(tmp_path / "src") + "/", str(tmp_path / "dst")
+    write(os.path.join(source, ".hidden"), 100)
+    temp = write(os.path.join(dest, ".hidden.aB3dE5"), 50)
+    assert rsync.keep_partial([temp], dest, source) == [os.path.join(dest, ".rsync-partial", ".hidden")]
+    write(os.path.join(source, "both"), 100)
+    write(os.path.join(source, ".both"), 100)
+    temp = write(os.path.join(dest, ".both.aB3dE5"), 50)
+    assert rsync.keep_partial([temp], dest, source) == []
+    assert os.path.exists(temp)
 
 
 def test_a_larger_earlier_partial_stays_and_a_smaller_one_is_replaced(tmp_path):
-    dest = str(tmp_path)
+    source, dest = str(tmp_path / "src") + "/", str(tmp_path / "dst")
+    write(os.path.join(source, "f.bin"), 9000)
     earlier = write(os.path.join(dest, ".rsync-partial", "f.bin"), 3000)
-    assert rsync.keep_partial([write(os.path.join(dest, ".f.bin.aaaaaa"), 2000)], dest) == []
+    assert rsync.keep_partial([write(os.path.join(dest, ".f.bin.aaaaaa"), 2000)], dest, source) == []
     assert os.path.getsize(earlier) == 3000
-    assert rsync.keep_partial([write(os.path.join(dest, ".f.bin.bbbbbb"), 4000)], dest) == [earlier]
+    assert rsync.keep_partial([write(os.path.join(dest, ".f.bin.bbbbbb"), 4000)], dest, source) == [earlier]
     assert os.path.getsize(earlier) == 4000
 
 
 def test_a_symbolic_link_planted_as_partial_dir_is_not_followed(tmp_path):
-    dest, outside = str(tmp_path / "dst"), str(tmp_path / "outside")
+    source, dest, outside = str(tmp_path / "src") + "/", str(tmp_path / "dst"), str(tmp_path / "outside")
+    write(os.path.join(source, "f.bin"), 100)
     os.makedirs(outside)
     temp = write(os.path.join(dest, ".f.bin.cccccc"), 100)
     os.symlink(outside, os.path.join(dest, ".rsync-partial"))
-    assert rsync.keep_partial([temp], dest) == []
-    assert os.listdir(outside) == []
+    assert rsync.keep_partial([temp], dest, source) == []
+    assert os.listdir(outside) == [] and os.path.exists(temp)
 
 
 def test_a_process_groups_files_open_for_writing(tmp_path):

@@ -335,6 +335,36 @@ def test_a_checkpoint_save_is_appended_unflushed_and_the_next_flushed_save_cover
     assert [loaded[n]["status"] for n in ("j0", "j1")] == ["completed", "failed"]
 
 
+def test_after_a_failed_flushed_save_the_next_save_is_flushed_whoever_asks(tmp_path, monkeypatch):
+    # A run's end is saved flushed; when that fails (a full disk), the checkpoint that retries
+    # it must flush too, and an earlier unflushed append may be what did not reach the disk:
+    # the store is then written whole.
+    path, jobs = _jobs_at(str(tmp_path))
+    flushed, failing = [], []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if failing:
+            failing.pop()
+            raise OSError(errno.EIO, "Input/output error")
+        flushed.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(store.os, "fsync", fsync)
+    jobs.by_name["j0"].status = "running"
+    jobs.save(durable=False)  # a checkpoint
+    jobs.by_name["j0"].status = "completed"
+    failing.append(1)
+    with pytest.raises(OSError):
+        jobs.save()
+    assert jobs.flush_owed and jobs.journal.generation is None
+    del flushed[:]
+    jobs.save(durable=False)  # the next checkpoint: flushed, and whole
+    assert flushed and not jobs.flush_owed
+    assert not os.path.exists(path + ".journal")
+    assert [r["status"] for r in store.load_jobs(path) if r["name"] == "j0"] == ["completed"]
+
+
 def test_a_save_cut_short_counts_for_nothing(tmp_path):
     path, jobs = _jobs_at(str(tmp_path))
     jobs.by_name["j0"].status = "completed"

@@ -22,12 +22,15 @@ resumed run) without sending it; a record with "(xfr#N, ...)" is printed as each
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
+import stat
 
 from bkm.model import is_remote
 from bkmd.engines import Outcome, Sample
 
+log = logging.getLogger("bkmd.rsync")
 PARTIAL_DIR = ".rsync-partial"
 # progress2 counts against the size of every file, not just what this run sends.
 TOTAL_COVERS_TREE = True
@@ -137,6 +140,10 @@ def argv(
         # 100,000 files: 0.95 s against 0.55 s). So where bkmd can keep that data itself at a
         # stop (can_keep_partial), the option is only given to the run that picks it up.
         args.append(f"--partial-dir={PARTIAL_DIR}")
+    else:
+        # What --partial-dir's own rule does: such folders are neither sent nor deleted. A
+        # folder-only rule costs nothing measurable.
+        args.append(f"--exclude={PARTIAL_DIR}/")
     if both_local and resume:
         # Local copies imply --whole-file, which throws partial data away: a resumed run needs
         # --no-W to build on it. Only that run: elsewhere the delta algorithm only costs (it
@@ -159,45 +166,71 @@ def argv(
 
 
 # Options with which rsync keeps (or places) unfinished files its own way: bkmd leaves it to them.
-OWN_PARTIAL_OPTIONS = ("--partial", "--inplace", "--append", "--temp-dir", "-T", "--delay-updates")
-# rsync writes a file as ".NAME.XXXXXX" beside it (mkstemp) and renames it when complete; a
-# NAME longer than NAME_MAX - 8 bytes is cut short in it, and cannot be told from the name.
+OWN_PARTIAL_OPTIONS = ("--partial", "--inplace", "--append", "--temp-dir", "--delay-updates")
+OWN_PARTIAL_SHORT = "PT"  # -P (--partial --progress), -T DIR (--temp-dir), alone or in -avP
+# rsync writes a file as ".NAME.XXXXXX" beside it (mkstemp) and renames it when complete. It
+# drops a leading dot of NAME first, and cuts a long NAME short: the source tells which it was.
 TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9]{6}$", re.DOTALL)
-NAME_MAX = 255
 
 
 def can_keep_partial(job, settings, dest: str | None = None) -> bool:
-    """Whether bkmd can keep a stopped run's file in flight itself: the files are written on
-    this machine (a local destination) in rsync's usual way (no option of the user's own)."""
+    """Whether bkmd can keep a stopped run's file in flight itself: both ends on this machine
+    (a pull's receiver is local, but a dropped connection ends it without bkmd, and rsync must
+    keep its own), and unfinished files handled in rsync's usual way (no option of the user's)."""
     args = list(settings["rsync_args"]) + list(job.tool_args)
-    return not is_remote(dest or job.dest) and not any(a.startswith(OWN_PARTIAL_OPTIONS) for a in args)
+    own = any(
+        a.startswith(OWN_PARTIAL_OPTIONS) or (a[:1] == "-" and a[1:2] != "-" and any(c in a for c in OWN_PARTIAL_SHORT))
+        for a in args
+    )
+    return not own and not is_remote(job.source) and not is_remote(dest or job.dest)
 
 
-def keep_partial(written: list[str], dest: str) -> list[str]:
-    """Before a run without --partial-dir is stopped: of the files its processes have open for
-    writing (``written``), hard-link each of rsync's temporary files under ``dest`` to where
-    --partial-dir would have kept it, .rsync-partial/NAME in its folder, so that its data
-    outlives the stop (rsync deletes its own name for it) and the next run, given
-    --partial-dir and --no-W, builds on it. Returns what it kept."""
-    root = os.path.realpath(dest)
+def keep_partial(written: list[str], dest: str, source: str) -> list[str]:
+    """While the transfer is stopped (SIGSTOP), before it is ended: of the files its processes
+    have open for writing (``written``), move each of rsync's temporary files under ``dest``
+    (the run's destination folder) to where --partial-dir would have kept it, .rsync-partial/NAME
+    in its folder, so that its data outlives the stop (rsync would delete it) and the next run,
+    given --partial-dir and --no-W, builds on it. ``source`` is the run's source, which tells
+    which file each is. Returns what it kept; what it cannot keep is logged and left."""
+    root = os.path.join(os.path.realpath(dest), "")
     kept = []
     for path in written:
         folder, temp = os.path.split(path)
         match = TEMP_NAME.match(temp)
-        inside = folder == root or folder.startswith(root + os.sep)
-        if not match or not inside or len(os.fsencode(temp)) >= NAME_MAX:
+        if not match or not os.path.join(folder, "").startswith(root):
+            continue
+        relative = os.path.relpath(folder, root)
+        name = _source_name(source, relative, match["name"])
+        if name is None:
+            log.info("not keeping %s: no one file of the source has its name", path)
             continue
         try:
-            if _link_partial(folder, temp, match["name"]):
-                kept.append(os.path.join(folder, PARTIAL_DIR, match["name"]))
-        except OSError:
-            continue  # finished (renamed) meanwhile, or the folder is gone: nothing to keep
+            if _move_partial(folder, temp, name):
+                kept.append(os.path.join(folder, PARTIAL_DIR, name))
+        except OSError as e:
+            log.warning("could not keep %s for the next run: %s", path, e.strerror or e)
     return kept
 
 
-def _link_partial(folder: str, temp: str, name: str) -> bool:
-    # Through folder descriptors that follow no symbolic link: a link planted in the tree
-    # cannot send the new name elsewhere. .rsync-partial is made as rsync makes it (0700).
+def _source_name(source: str, relative: str, name: str) -> str | None:
+    # "SRC/" copies SRC's content into DEST; "SRC" copies the folder (or file) itself.
+    base = source if source.endswith("/") else os.path.dirname(source.rstrip("/"))
+    folder = os.path.normpath(os.path.join(base, relative))
+    found = []
+    for candidate in (name, "." + name):
+        try:
+            if stat.S_ISREG(os.lstat(os.path.join(folder, candidate)).st_mode):
+                found.append(candidate)
+        except OSError:
+            pass
+    return found[0] if len(found) == 1 else None
+
+
+def _move_partial(folder: str, temp: str, name: str) -> bool:
+    # Through folder descriptors that follow no symbolic link in the last step (bkmd runs
+    # this only for its own transfers: it has rsync's rights there). A rename, not a link: it
+    # works on every file system (vfat has no links), and rsync, stopped, finds no file to
+    # delete when it ends. .rsync-partial is made as rsync makes it (0700).
     where = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         size = os.stat(temp, dir_fd=where, follow_symlinks=False).st_size
@@ -212,10 +245,9 @@ def _link_partial(folder: str, temp: str, name: str) -> bool:
             try:
                 if os.stat(name, dir_fd=partial, follow_symlinks=False).st_size >= size:
                     return False  # an earlier stop kept more of it
-                os.unlink(name, dir_fd=partial)
             except FileNotFoundError:
                 pass
-            os.link(temp, name, src_dir_fd=where, dst_dir_fd=partial, follow_symlinks=False)
+            os.rename(temp, name, src_dir_fd=where, dst_dir_fd=partial)
             return True
         finally:
             os.close(partial)
