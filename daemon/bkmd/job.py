@@ -204,7 +204,10 @@ class Job:
             stale_noted=record.get("stale_noted") is True,
             run_counts=_counts(record.get("run_counts"), runs),
             snapshot_partial=_text(record.get("snapshot_partial")),
-            partial_kept=record.get("partial_kept") is True,
+            # A store written before bkmd kept files itself: rsync kept them, for these.
+            partial_kept=record["partial_kept"] is True
+            if "partial_kept" in record
+            else record.get("status") in (model.PAUSED, model.INTERRUPTED),
             snapshot_stats=record["snapshot_stats"] if isinstance(record.get("snapshot_stats"), dict) else {},
             last_verify=record["last_verify"] if isinstance(record.get("last_verify"), dict) else None,
         )

@@ -71,6 +71,18 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def wait_group_stopped(pgid: int, timeout: float) -> bool:
+    """Whether every process of the group is stopped (state T) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [fields[0] for fields in map(_stat_fields, group_members(pgid)) if fields is not None]
+        if all(state in (b"T", b"t", b"Z") for state in states):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+
+
 def files_open_for_writing(pid: int) -> list[str]:
     """The regular files ``pid`` has open for writing, by the path that names each now."""
     found = []
@@ -271,6 +283,7 @@ def end_group(pgid: int, grace: float = 5.0) -> str:
     SIGTERM, then SIGKILL after ``grace`` seconds. Says which it took."""
     try:
         os.killpg(pgid, signal.SIGTERM)
+        os.killpg(pgid, signal.SIGCONT)  # a group held while its file was kept takes it now
     except ProcessLookupError:
         return "already gone"
     deadline = time.monotonic() + grace

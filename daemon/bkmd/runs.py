@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -36,12 +37,39 @@ from bkmd.runner import Transfer
 
 log = logging.getLogger("bkmd.runs")
 STOP_GRACE = 10.0
+RAN_THROUGH = frozenset({0, 23, 24})  # rsync's exits after it went through every file
 KEEP_SECONDS = 5.0  # at most this long to keep a stopped run's unfinished file (Run._keep_then_stop)
 IDLE_SHOWN = 10.0  # seconds without progress after which views say so
 RETRY_WAIT_CAP = 3600
 NOTIFY_DRAIN = 3.0  # seconds a stopping bkmd waits for pings and notifications under way
 SNAPSHOT_STATS_MAX = 1000  # snapshots whose stats a job keeps (the newest)
 FOUND_MAX = 100_000  # a verify's lines kept for its verdict (its counts stop growing there)
+
+
+def _in_thread(work: Callable, *args) -> asyncio.Future:
+    """``work(*args)`` in a thread of its own that does not hold up bkmd's exit (the default
+    executor's would, on a hung file system), as a future of this loop."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result=None, error: BaseException | None = None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result = work(*args)
+        except BaseException as e:
+            loop.call_soon_threadsafe(settle, None, e)
+        else:
+            loop.call_soon_threadsafe(settle, result)
+
+    threading.Thread(target=run, name="bkmd-keep", daemon=True).start()
+    return future
 
 
 class Run:
@@ -109,7 +137,8 @@ class Run:
         elif kind == model.VERIFY:
             self.argv = self.engine.verify_argv(job, runs.settings, versions.verify_target(job), job.mode == "mirror")
         else:
-            builds_on = resume or job.partial_kept
+            # --no-W lets a local run build on kept data: only where rsync will look for it.
+            builds_on = job.partial_kept or (resume and not self.keeper)
             self.argv = versions.backup_argv(job, runs.settings, builds_on, job.snapshot_partial, self.keeper)
         env = self.engine.environment(dict(os.environ))
         self.transfer = transfer_factory(
@@ -148,34 +177,36 @@ class Run:
         is held (SIGSTOP) while the file is moved aside, in a thread with a deadline (a hung
         destination must not hang bkmd), and then ended as every stop is. Never in the way of
         the stop itself."""
+        late = threading.Event()  # set when the deadline passed: the thread then moves nothing
         try:
             os.killpg(pgid, signal.SIGSTOP)
-            work = asyncio.get_running_loop().run_in_executor(None, self._keep, pgid)
-            kept = await asyncio.wait_for(work, KEEP_SECONDS)
+            kept = await asyncio.wait_for(_in_thread(self._keep, pgid, late), KEEP_SECONDS)
             self.kept = bool(kept)
             for path in kept:
                 log.info("job %r: kept the unfinished %s for the next run", self.job.name, path)
         except ProcessLookupError:
             pass  # already gone
         except asyncio.TimeoutError:
-            log.warning(
-                "job %r: keeping the unfinished file took over %.0f s: stopped without", self.job.name, KEEP_SECONDS
-            )
+            late.set()
+            log.warning("job %r: keeping the unfinished file took over %.0f s: stopped", self.job.name, KEEP_SECONDS)
         except Exception:
             log.exception("job %r: keeping the unfinished file", self.job.name)
         finally:
-            self.transfer.request_stop(STOP_GRACE)
             try:
-                os.killpg(pgid, signal.SIGCONT)  # the SIGTERM is taken as it wakes
-            except ProcessLookupError:
-                pass
+                self.transfer.request_stop(STOP_GRACE)
+            finally:
+                try:
+                    os.killpg(pgid, signal.SIGCONT)  # the SIGTERM is taken as it wakes
+                except ProcessLookupError:
+                    pass
 
-    def _keep(self, pgid: int) -> list[str]:
+    def _keep(self, pgid: int, late: threading.Event) -> list[str]:
+        # SIGSTOP takes effect as each process leaves the system call it is in.
+        runner.wait_group_stopped(pgid, 0.5)
         written = [path for pid in runner.group_members(pgid) for path in runner.files_open_for_writing(pid)]
-        dest = (
-            versions.folder(self.job.dest, self.job.snapshot_partial) if self.job.mode == "snapshot" else self.job.dest
-        )
-        return self.engine.keep_partial(written, dest, self.job.source)
+        job = self.job
+        dest = versions.folder(job.dest, job.snapshot_partial) if job.mode == "snapshot" else job.dest
+        return self.engine.keep_partial(written, dest, job.source, late)
 
 
 class Runs:
@@ -485,8 +516,8 @@ class Runs:
             counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
             if run.kept:
                 updates["partial_kept"] = True
-            elif job.partial_kept and not run.keeper and record["outcome"] == model.COMPLETED:
-                updates["partial_kept"] = False  # rsync used what was kept (and removed it)
+            elif job.partial_kept and not run.keeper and run.stop_reason is None and record["exit_code"] in RAN_THROUGH:
+                updates["partial_kept"] = False  # rsync went through the tree: it used what was kept
         self.jobs.set_status(
             job,
             cause,

@@ -533,14 +533,13 @@ class Journal:
         if new:
             self.named = False  # its name in the folder is not yet flushed
         if durable and not self.named:
-            _flush_folder(self.path)
-            self.named = True
+            self.named = _flush_folder(self.path)
         self.size += len(data)
         if durable:
             self.flushed = self.size
 
 
-def _flush_folder(path: str) -> None:
+def _flush_folder(path: str) -> bool:
     """Make the creation or renaming of ``path`` durable; a failure is only logged (the file
     itself is written and flushed already)."""
     directory = os.path.dirname(path) or "."
@@ -552,3 +551,5 @@ def _flush_folder(path: str) -> None:
             os.close(dir_fd)
     except OSError as e:
         logging.getLogger("bkmd.store").warning("could not flush the folder of %s: %s", path, e)
+        return False
+    return True

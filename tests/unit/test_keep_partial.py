@@ -17,7 +17,7 @@ def test_the_argv_asks_rsync_for_partial_dir_only_where_bkmd_does_not_keep():
     kept = rsync.argv(job(), SETTINGS, keeper=True)
     assert not any(a.startswith("--partial") for a in kept) and kept[-3] == "--"
     # What --partial-dir's own rule did: such folders are neither sent nor deleted.
-    assert "--exclude=.rsync-partial/" in kept
+    assert "--filter=-p .rsync-partial/" in kept
     assert rclone.argv(job(source="/s", dest="r:b"), SETTINGS, keeper=True) == rclone.argv(
         job(source="/s", dest="r:b"), SETTINGS
     )
@@ -85,7 +85,8 @@ def test_a_larger_earlier_partial_stays_and_a_smaller_one_is_replaced(tmp_path):
     source, dest = str(tmp_path / "src") + "/", str(tmp_path / "dst")
     write(os.path.join(source, "f.bin"), 9000)
     earlier = write(os.path.join(dest, ".rsync-partial", "f.bin"), 3000)
-    assert rsync.keep_partial([write(os.path.join(dest, ".f.bin.aaaaaa"), 2000)], dest, source) == []
+    # The earlier one is what the next run takes: kept all the same.
+    assert rsync.keep_partial([write(os.path.join(dest, ".f.bin.aaaaaa"), 2000)], dest, source) == [earlier]
     assert os.path.getsize(earlier) == 3000
     assert rsync.keep_partial([write(os.path.join(dest, ".f.bin.bbbbbb"), 4000)], dest, source) == [earlier]
     assert os.path.getsize(earlier) == 4000
@@ -124,3 +125,26 @@ def test_a_process_groups_files_open_for_writing(tmp_path):
         child.stdin.close()
         child.wait(10)
     wait_for(lambda: runner.group_members(child.pid) == [], 5, what="the group gone")
+
+
+def test_a_move_after_the_deadline_does_not_happen(tmp_path):
+    import threading
+
+    source, dest = str(tmp_path / "src") + "/", str(tmp_path / "dst")
+    write(os.path.join(source, "f.bin"), 100)
+    temp = write(os.path.join(dest, ".f.bin.dddddd"), 50)
+    late = threading.Event()
+    late.set()
+    assert rsync.keep_partial([temp], dest, source, late) == []
+    assert os.path.exists(temp)
+
+
+def test_jobs_paused_before_bkmd_kept_files_itself_look_for_what_rsync_kept():
+    from bkmd.job import Job
+    from helpers import job_record
+
+    old = {k: v for k, v in job_record().items() if k != "partial_kept"}  # a store of before
+    for status, expected in (("paused", True), ("interrupted", True), ("completed", False), ("failed", False)):
+        assert Job.from_record(dict(old, status=status)).partial_kept is expected, status
+    assert Job.from_record(dict(old, status="paused", partial_kept=False)).partial_kept is False
+    assert Job.from_record(dict(old, status="completed", partial_kept=True)).partial_kept is True

@@ -93,8 +93,8 @@ class Engine(Protocol):
 
     # ... and, while such a run is held (SIGSTOP) before it is ended, keeps it: of the files
     # the transfer has open for writing (``written``), the tool's unfinished ones under the
-    # run's ``dest``, copied from ``source``. Returns them.
-    def keep_partial(self, written: list[str], dest: str, source: str) -> list[str]: ...
+    # run's ``dest``, copied from ``source``; none once ``late`` is set. Returns them.
+    def keep_partial(self, written: list[str], dest: str, source: str, late=None) -> list[str]: ...
 
     def environment(self, base: dict) -> dict: ...
 

@@ -93,7 +93,7 @@ def can_keep_partial(job, settings, dest: str | None = None) -> bool:
     return False
 
 
-def keep_partial(written: list[str], dest: str, source: str) -> list[str]:
+def keep_partial(written: list[str], dest: str, source: str, late=None) -> list[str]:
     return []
 
 

@@ -141,9 +141,9 @@ def argv(
         # stop (can_keep_partial), the option is only given to the run that picks it up.
         args.append(f"--partial-dir={PARTIAL_DIR}")
     else:
-        # What --partial-dir's own rule does: such folders are neither sent nor deleted. A
-        # folder-only rule costs nothing measurable.
-        args.append(f"--exclude={PARTIAL_DIR}/")
+        # The rule --partial-dir adds: such folders are neither sent nor deleted (perishable:
+        # unless the folder holding one is). A folder-only rule costs nothing measurable.
+        args.append(f"--filter=-p {PARTIAL_DIR}/")
     if both_local and resume:
         # Local copies imply --whole-file, which throws partial data away: a resumed run needs
         # --no-W to build on it. Only that run: elsewhere the delta algorithm only costs (it
@@ -185,13 +185,15 @@ def can_keep_partial(job, settings, dest: str | None = None) -> bool:
     return not own and not is_remote(job.source) and not is_remote(dest or job.dest)
 
 
-def keep_partial(written: list[str], dest: str, source: str) -> list[str]:
+def keep_partial(written: list[str], dest: str, source: str, late=None) -> list[str]:
     """While the transfer is stopped (SIGSTOP), before it is ended: of the files its processes
     have open for writing (``written``), move each of rsync's temporary files under ``dest``
     (the run's destination folder) to where --partial-dir would have kept it, .rsync-partial/NAME
     in its folder, so that its data outlives the stop (rsync would delete it) and the next run,
     given --partial-dir and --no-W, builds on it. ``source`` is the run's source, which tells
-    which file each is. Returns what it kept; what it cannot keep is logged and left."""
+    which file each is; once ``late`` (a threading.Event) is set, nothing more is moved (bkmd
+    has ended the transfer without waiting). Returns what it kept (or an earlier stop kept
+    more of); what it cannot keep is logged and left."""
     root = os.path.join(os.path.realpath(dest), "")
     kept = []
     for path in written:
@@ -204,6 +206,8 @@ def keep_partial(written: list[str], dest: str, source: str) -> list[str]:
         if name is None:
             log.info("not keeping %s: no one file of the source has its name", path)
             continue
+        if late is not None and late.is_set():
+            break
         try:
             if _move_partial(folder, temp, name):
                 kept.append(os.path.join(folder, PARTIAL_DIR, name))
@@ -244,7 +248,7 @@ def _move_partial(folder: str, temp: str, name: str) -> bool:
         try:
             try:
                 if os.stat(name, dir_fd=partial, follow_symlinks=False).st_size >= size:
-                    return False  # an earlier stop kept more of it
+                    return True  # an earlier stop kept more of it: that is what the next run takes
             except FileNotFoundError:
                 pass
             os.rename(temp, name, src_dir_fd=where, dst_dir_fd=partial)
