@@ -161,16 +161,22 @@ class Client:
         leaves a half-read line behind (socket files are unusable after one)."""
         import select
 
-        while b"\n" not in self._buffer:
+        # Each chunk is searched once and the line joined once: a 10,000-job answer (8 MB)
+        # searched and copied whole at every read cost 0.4 s.
+        chunks, size, last = [self._buffer], len(self._buffer), self._buffer
+        while b"\n" not in last:
             if timeout is not None and not self._ready(select, timeout):
+                self._buffer = b"".join(chunks)
                 return None
-            chunk = self._sock.recv(65536)
-            if not chunk:
+            last = self._sock.recv(1 << 20)
+            if not last:
+                self._buffer = b"".join(chunks)
                 raise self._lost(None)
-            self._buffer += chunk
-            if len(self._buffer) > protocol.MAX_LINE_BYTES * 64:
+            chunks.append(last)
+            size += len(last)
+            if size > protocol.MAX_LINE_BYTES * 64:
                 raise errors.BkmError("bkmd sent an answer too long to read", errors.FAILED)
-        line, _, self._buffer = self._buffer.partition(b"\n")
+        line, _, self._buffer = b"".join(chunks).partition(b"\n")
         return line
 
     def _ready(self, select, timeout: float) -> bool:
