@@ -34,11 +34,12 @@ def _peer_state(sock) -> tuple[int, str] | None:
     try:
         creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
         pid = struct.unpack("3i", creds)[0]
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return pid, data[data.rindex(b")") + 2 :].split()[0].decode()
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError):
         return None
+    from bkm.procfs import stat_fields
+
+    fields = stat_fields(pid)
+    return None if not fields else (pid, fields[0].decode())
 
 
 _EXIT_FOR_CODE = {

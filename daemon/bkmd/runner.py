@@ -16,6 +16,8 @@ import stat
 import time
 from collections.abc import Callable
 
+from bkm.procfs import stat_fields
+
 log = logging.getLogger("bkmd.runner")
 
 PR_SET_PDEATHSIG = 1
@@ -45,19 +47,8 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
 
 def process_start_time(pid: int) -> int | None:
     """Start time of ``pid`` in clock ticks since boot (/proc/PID/stat field 22)."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return None if fields is None else int(fields[19])
-
-
-def _stat_fields(pid: int | str) -> list[bytes] | None:
-    """/proc/PID/stat's fields from the third (state) on: the command name (field 2) may
-    contain spaces and parentheses, so they are split after the last ')'."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(b")") + 2 :].split()
 
 
 def group_members(pgid: int) -> list[int]:
@@ -65,21 +56,21 @@ def group_members(pgid: int) -> list[int]:
     members = []
     for name in os.listdir("/proc"):
         if name.isdigit():
-            fields = _stat_fields(name)
+            fields = stat_fields(name)
             if fields is not None and int(fields[2]) == pgid:
                 members.append(int(name))
     return members
 
 
-def wait_group_stopped(pgid: int, timeout: float) -> bool:
-    """Whether every process of the group is stopped (state T) within ``timeout`` seconds."""
+def stopped_group(pgid: int, timeout: float) -> list[int]:
+    """The group's processes, once every one is stopped (state T), or as they are when
+    ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout
     while True:
-        states = [fields[0] for fields in map(_stat_fields, group_members(pgid)) if fields is not None]
-        if all(state in (b"T", b"t", b"Z") for state in states):
-            return True
-        if time.monotonic() > deadline:
-            return False
+        members = group_members(pgid)
+        states = [fields[0] for fields in map(stat_fields, members) if fields is not None]
+        if all(state in (b"T", b"t", b"Z") for state in states) or time.monotonic() > deadline:
+            return members
         time.sleep(0.005)
 
 

@@ -202,8 +202,8 @@ class Run:
 
     def _keep(self, pgid: int, late: threading.Event) -> list[str]:
         # SIGSTOP takes effect as each process leaves the system call it is in.
-        runner.wait_group_stopped(pgid, 0.5)
-        written = [path for pid in runner.group_members(pgid) for path in runner.files_open_for_writing(pid)]
+        members = runner.stopped_group(pgid, 0.5)
+        written = [path for pid in members for path in runner.files_open_for_writing(pid)]
         job = self.job
         dest = versions.folder(job.dest, job.snapshot_partial) if job.mode == "snapshot" else job.dest
         return self.engine.keep_partial(written, dest, job.source, late)
